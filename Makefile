@@ -1,0 +1,58 @@
+# reenact: the two commands are `make demo` and `make test`; both set up what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMP := $(VENV)/.stamps
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-unit test-e2e lint format serve demo perf bench clean distclean
+
+setup: $(STAMP)/runtime
+
+$(STAMP)/venv:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	mkdir -p $(STAMP) && touch $@
+
+$(STAMP)/deps: pyproject.toml $(STAMP)/venv
+	$(PIP) install -q -e ".[serve,dev]"
+	touch $@
+
+$(STAMP)/runtime: $(STAMP)/deps reenact/serving/runtime.py
+	$(PY) -m reenact.serving.runtime
+	touch $@
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+test-e2e: setup
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+lint: $(STAMP)/deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)/deps
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+serve: setup
+	$(PY) -m reenact.serving.server
+
+perf: setup
+	$(PY) -m clients.perf.run_perf
+
+demo: setup
+	@echo "The emotion pipeline (face_reenactment) is not built yet: 'make serve' serves face_preprocess."
+
+clean:
+	rm -rf build out .pytest_cache .ruff_cache pnccrender/build
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Serving: local Triton runtime, repository builder, server harness, backend helpers."""

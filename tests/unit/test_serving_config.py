@@ -1,0 +1,91 @@
+"""Typed parameters, the local repository builder, and the committed configs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import pytest
+
+from reenact.image_codec import DecodeLimits
+from reenact.serving import local_repo
+from reenact.serving.params import ParameterError, from_strings
+
+
+@dataclass(frozen=True)
+class Example:
+    count: int = 1
+    ratio: float = 0.5
+    flag: bool = False
+    names: tuple[str, ...] = ("a",)
+
+
+def test_params_convert_to_field_types():
+    got = from_strings(Example, {"count": "3", "ratio": "0.25", "flag": "true", "names": "x, y"})
+    assert got == Example(count=3, ratio=0.25, flag=True, names=("x", "y"))
+    assert from_strings(Example, {}) == Example()
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ({"count": "three"}, "count='three'"),
+        ({"flag": "maybe"}, "flag='maybe'"),
+        ({"nope": "1"}, "unknown parameters ['nope']"),
+    ],
+)
+def test_params_refuse_bad_values(values, words):
+    with pytest.raises(ParameterError) as info:
+        from_strings(Example, values)
+    assert words in str(info.value)
+
+
+def test_committed_parameters_equal_the_dataclass_defaults():
+    """config.pbtxt shows ops every tunable; its values must not drift from the code's defaults."""
+    config = local_repo.read_config(local_repo.PRODUCTION_REPOSITORY / "face_preprocess")
+    shown = {k: v.string_value for k, v in config.parameters.items()}
+    assert from_strings(DecodeLimits, shown) == DecodeLimits()
+    assert set(shown) == {f.name for f in fields(DecodeLimits)}
+
+
+def test_every_committed_config_parses_and_names_its_folder():
+    names = local_repo.model_names()
+    assert "face_preprocess" in names
+    for name in names:
+        assert local_repo.read_config(local_repo.PRODUCTION_REPOSITORY / name).name == name
+
+
+def _write_model(root, name, text, files=()):
+    (root / name / "1").mkdir(parents=True)
+    (root / name / "config.pbtxt").write_text(text)
+    for f in files:
+        (root / name / "1" / f).write_text("x")
+
+
+def test_local_repository_turns_torchscript_into_the_python_runner(tmp_path):
+    src = tmp_path / "src"
+    _write_model(
+        src,
+        "net",
+        'name: "net" platform: "pytorch_libtorch" max_batch_size: 4 '
+        'input [{ name: "X__0" data_type: TYPE_FP32 dims: [3] }] '
+        'output [{ name: "Y__0" data_type: TYPE_FP32 dims: [2] }] '
+        "instance_group [{ kind: KIND_GPU count: 1 gpus: [0] }]",
+        files=["model.pt"],
+    )
+    _write_model(src, "py", 'name: "py" backend: "python"', files=["model.py"])
+    out = local_repo.build_local_repository(tmp_path / "out", source=src)
+    net = local_repo.read_config(out / "net")
+    assert net.backend == "python" and net.platform == ""
+    assert net.parameters["torchscript_file"].string_value == "model.pt"
+    assert [i.name for i in net.input] == ["X__0"] and [o.name for o in net.output] == ["Y__0"]
+    assert net.max_batch_size == 4
+    assert net.instance_group[0].kind == net.instance_group[0].KIND_CPU
+    assert not net.instance_group[0].gpus
+    assert "reenact.serving.torchscript_model" in (out / "net" / "1" / "model.py").read_text()
+    assert (out / "net" / "1" / "model.pt").is_symlink()
+    assert (out / "py" / "1" / "model.py").resolve() == (src / "py" / "1" / "model.py").resolve()
+
+
+def test_local_repository_refuses_unknown_models(tmp_path):
+    with pytest.raises(local_repo.RepositoryError, match="no such models"):
+        local_repo.build_local_repository(tmp_path / "out", ["not_a_model"])
