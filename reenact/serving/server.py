@@ -44,6 +44,7 @@ class ServerConfig:
     """How to start one local server. Ports of 0 are picked free at start."""
 
     models: tuple[str, ...] | None = None  # None: every model of the repository
+    source_repository: Path = local_repo.PRODUCTION_REPOSITORY
     http_port: int = 0
     grpc_port: int = 0
     metrics_port: int = 0
@@ -121,7 +122,7 @@ class TritonServer:
         """Build the repository, start the server and wait until it is ready."""
         rt = runtime.prepare()
         models = list(self.config.models) if self.config.models is not None else None
-        local_repo.build_local_repository(self.repository, models)
+        local_repo.build_local_repository(self.repository, models, self.config.source_repository)
         models = models or local_repo.model_names(self.repository)
         self._log_file = self.log_path.open("wb")
         started = time.monotonic()

@@ -66,6 +66,12 @@ class InferenceResponse:
         return next(t.as_numpy() for t in self._outputs if t.name() == name)
 
 
+def triton_string_to_numpy(name: str) -> type:
+    kinds = {"TYPE_FP32": np.float32, "TYPE_INT32": np.int32, "TYPE_INT64": np.int64}
+    kinds.update({"TYPE_UINT8": np.uint8, "TYPE_BOOL": np.bool_, "TYPE_STRING": np.object_})
+    return kinds[name]
+
+
 def get_input_tensor_by_name(request: InferenceRequest, name: str) -> Tensor | None:
     return next((t for t in request.inputs() if t.name() == name), None)
 
@@ -79,13 +85,25 @@ def install(monkeypatch) -> ModuleType:
     return module
 
 
-def load_model(name: str, parameters: dict[str, str] | None = None):
-    """Import model_repository/<name>/1/model.py and initialise it like Triton does."""
-    path = REPO / "model_repository" / name / "1" / "model.py"
+def load_model(
+    name: str,
+    parameters: dict[str, str] | None = None,
+    config: dict | None = None,
+    repository: Path = REPO / "model_repository",
+):
+    """Import <repository>/<name>/1/model.py and initialise it like Triton does."""
+    path = repository / name / "1" / "model.py"
     spec = importlib.util.spec_from_file_location(f"model_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     model = module.TritonPythonModel()
     params = {k: {"string_value": v} for k, v in (parameters or {}).items()}
-    model.initialize({"model_config": json.dumps({"name": name, "parameters": params})})
+    full = {"name": name, "parameters": params, **(config or {})}
+    model.initialize(
+        {
+            "model_config": json.dumps(full),
+            "model_repository": str(repository / name),
+            "model_version": "1",
+        }
+    )
     return model
