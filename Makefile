@@ -9,7 +9,10 @@ PYTEST_ARGS ?=
 
 .PHONY: setup test test-unit test-e2e lint format serve demo perf bench clean distclean
 
-setup: $(STAMP)/runtime
+ASSETS := build/assets
+MEDIAPIPE := $(ASSETS)/mediapipe/blazeface.pt $(ASSETS)/mediapipe/facemesh.pt
+
+setup: $(STAMP)/runtime $(MEDIAPIPE)
 
 $(STAMP)/venv:
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +20,16 @@ $(STAMP)/venv:
 	mkdir -p $(STAMP) && touch $@
 
 $(STAMP)/deps: pyproject.toml $(STAMP)/venv
-	$(PIP) install -q -e ".[serve,dev]"
+	$(PIP) install -q -e ".[serve,export,dev]"
 	touch $@
 
 $(STAMP)/runtime: $(STAMP)/deps reenact/serving/runtime.py
 	$(PY) -m reenact.serving.runtime
 	touch $@
+
+$(MEDIAPIPE): $(STAMP)/deps export/extract_mediapipe.py export/convert_mediapipe.py reenact/tflite.py
+	$(PY) export/extract_mediapipe.py
+	$(PY) export/convert_mediapipe.py
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,408 @@
+"""MediaPipe's face detection → face crop → 468-landmark path, around the two PyTorch networks.
+
+Reproduces the CPU graphs of ``mediapipe==0.10.14``:
+
+* ``face_detection_short_range``: the image is letterboxed into 128x128 (aspect kept, zero
+  border, values in [-1, 1]); BlazeFace's 896 outputs are decoded against fixed-size SSD anchors
+  (strides 8, 16, 16, 16; offsets scaled by 128), scored by a sigmoid of the logit clipped to
+  ±100, kept from score 0.5, merged by *weighted* non-maximum suppression (IoU > 0.3), and mapped
+  back to image pixels.
+* ``face_detection_front_detection_to_roi``: the face crop is the detection box's centre, a square
+  of 1.5 x its longer side, rotated so that the right eye → left eye keypoints are horizontal.
+* ``face_landmark_cpu``: that crop is resampled to 192x192 (bilinear, replicated border, values
+  in [0, 1]); FaceMesh's 468 (x, y, z) are mapped back through the crop; z is scaled like x. The
+  face-presence score is the sigmoid of the face-flag logit (MediaPipe drops the face below 0.5).
+
+Coordinates are pixels of the original image, x right and y down, with MediaPipe's convention
+that a crop of size S maps the ROI edge to crop coordinate 0 and the opposite edge to S (so crop
+pixel index i samples the image at the ROI point i / S, as ``cv2.warpAffine`` does).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from reenact.landmarks import blazeface, facemesh, mediapipe_dir
+from reenact.landmarks.blazeface import BlazeFace
+from reenact.landmarks.facemesh import FaceMesh
+
+KEYPOINT_NAMES = (
+    "right_eye",
+    "left_eye",
+    "nose_tip",
+    "mouth_center",
+    "right_ear_tragion",
+    "left_ear_tragion",
+)
+"""BlazeFace keypoints, in output order; right/left are the subject's (right eye = image left)."""
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """BlazeFace short-range decoding options (MediaPipe ``face_detection_short_range.pbtxt``)."""
+
+    input_size: int = blazeface.INPUT_SIZE
+    strides: tuple[int, ...] = (8, 16, 16, 16)
+    """SSD layers; consecutive layers of equal stride share one feature map."""
+    anchors_per_layer: int = 2
+    """Aspect ratio 1.0 plus the interpolated-scale anchor; all anchors are 1x1 (fixed size)."""
+    anchor_offset: float = 0.5
+    coord_scale: float = 128.0
+    """x/y/w/h_scale: raw offsets are in units of 1/128 of the tensor."""
+    num_keypoints: int = len(KEYPOINT_NAMES)
+    score_clipping: float = 100.0
+    min_score: float = 0.5
+    min_suppression_iou: float = 0.3
+    """Weighted NMS merges every box whose IoU with the best remaining box exceeds this."""
+
+
+@dataclass(frozen=True)
+class LandmarkConfig:
+    """FaceMesh crop options (MediaPipe ``face_detection_front_detection_to_roi.pbtxt``)."""
+
+    input_size: int = facemesh.INPUT_SIZE
+    roi_scale: float = 1.5
+    """The crop's side is this times the longer side of the detection box."""
+    rotation_keypoints: tuple[int, int] = (0, 1)
+    """Keypoints whose vector (right eye → left eye) becomes the crop's x axis."""
+    target_angle: float = 0.0
+    """Radians; the angle that vector should have in the crop."""
+    min_presence: float = 0.5
+    """Face-presence score (sigmoid of FaceMesh's face flag) from which a face counts as found."""
+
+
+@dataclass(frozen=True)
+class RotatedRect:
+    """A rotated rectangle in image pixels: centre, size, and rotation (radians, clockwise on
+    screen since y points down) of the rectangle's x axis relative to the image's x axis."""
+
+    center_x: float
+    center_y: float
+    width: float
+    height: float
+    rotation: float = 0.0
+
+    def image_to_crop(self, size: int) -> np.ndarray:
+        """``(2, 3)`` float64 affine: image pixels → pixels of a ``size`` x ``size`` crop."""
+        cos, sin = math.cos(self.rotation), math.sin(self.rotation)
+        sx, sy = size / self.width, size / self.height
+        linear = np.array([[cos * sx, sin * sx], [-sin * sy, cos * sy]])
+        offset = np.array([size / 2, size / 2]) - linear @ [self.center_x, self.center_y]
+        return np.hstack([linear, offset[:, None]])
+
+    def crop_to_image(self, size: int) -> np.ndarray:
+        """``(2, 3)`` float64 affine: crop pixels → image pixels (inverse of image_to_crop)."""
+        return cv2.invertAffineTransform(self.image_to_crop(size))
+
+
+@dataclass(frozen=True, eq=False)  # eq on arrays is ambiguous: compare by identity
+class FaceDetection:
+    """One face found by BlazeFace, in original-image pixels.
+
+    ``box``: (4,) float32 ``[xmin, ymin, xmax, ymax]``; ``keypoints``: (6, 2) float32 (x, y) in
+    :data:`KEYPOINT_NAMES` order; ``score``: detection confidence in [0.5, 1].
+    """
+
+    box: np.ndarray = field(repr=False)
+    keypoints: np.ndarray = field(repr=False)
+    score: float
+
+    @property
+    def area(self) -> float:
+        return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return float(self.box[0] + self.box[2]) / 2, float(self.box[1] + self.box[3]) / 2
+
+
+@dataclass(frozen=True, eq=False)
+class FaceLandmarks:
+    """FaceMesh's result for one face crop.
+
+    ``points``: (468, 3) float32 (x, y, z) in original-image pixels; z is depth in the same pixel
+    scale as x (MediaPipe's convention: origin near the head centre, negative towards the camera).
+    ``presence``: face-presence score in [0, 1]; ``face_present``: ``presence >= min_presence``.
+    ``roi``: the crop the network saw; ``crop_to_image``: (2, 3) float64 affine of that crop.
+    """
+
+    points: np.ndarray = field(repr=False)
+    presence: float
+    face_present: bool
+    roi: RotatedRect
+    crop_to_image: np.ndarray = field(repr=False)
+
+
+def _check_image(image: np.ndarray) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+
+
+def ssd_anchors(config: DetectorConfig = DetectorConfig()) -> np.ndarray:
+    """Anchor centres ``(896, 2)`` float32 (x, y) in [0, 1] tensor units, in network output order.
+
+    MediaPipe's SsdAnchorsCalculator with ``fixed_anchor_size``: per feature map, cells row by
+    row, each repeated ``anchors_per_layer`` x (number of layers sharing the stride) times.
+    """
+    centers = []
+    layer = 0
+    while layer < len(config.strides):
+        stride = config.strides[layer]
+        shared = 1
+        while layer + shared < len(config.strides) and config.strides[layer + shared] == stride:
+            shared += 1
+        cells = math.ceil(config.input_size / stride)
+        grid = (np.arange(cells, dtype=np.float32) + config.anchor_offset) / cells
+        ys, xs = np.meshgrid(grid, grid, indexing="ij")
+        cell_centers = np.stack([xs, ys], axis=-1).reshape(-1, 1, 2)
+        centers.append(np.repeat(cell_centers, config.anchors_per_layer * shared, axis=1))
+        layer += shared
+    return np.concatenate([c.reshape(-1, 2) for c in centers]).astype(np.float32)
+
+
+def letterbox_roi(height: int, width: int) -> RotatedRect:
+    """The square ROI that letterboxes a ``width`` x ``height`` image (centred, zero border)."""
+    side = float(max(height, width))
+    return RotatedRect(width / 2, height / 2, side, side)
+
+
+def warp_crop(image: np.ndarray, roi: RotatedRect, size: int, border: int) -> np.ndarray:
+    """``(size, size, 3)`` uint8: the ROI of ``image: (H, W, 3) uint8``, bilinear resampled.
+
+    ``border`` is an OpenCV border mode (``cv2.BORDER_CONSTANT`` pads with black).
+    """
+    return cv2.warpAffine(
+        np.ascontiguousarray(image),
+        roi.image_to_crop(size),
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=border,
+        borderValue=(0, 0, 0),
+    )
+
+
+def _to_nchw(crop: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``(S, S, 3)`` uint8 → ``(1, 3, S, S)`` float32 with 0 → low and 255 → high."""
+    scale = np.float32((high - low) / 255.0)
+    tensor = crop.astype(np.float32) * scale + np.float32(low)
+    return np.ascontiguousarray(tensor.transpose(2, 0, 1)[None])
+
+
+def detector_input(
+    image: np.ndarray, config: DetectorConfig = DetectorConfig()
+) -> tuple[np.ndarray, RotatedRect]:
+    """``image: (H, W, 3) uint8 RGB`` → ``((1, 3, 128, 128) float32 in [-1, 1], letterbox ROI)``."""
+    _check_image(image)
+    roi = letterbox_roi(image.shape[0], image.shape[1])
+    crop = warp_crop(image, roi, config.input_size, cv2.BORDER_CONSTANT)
+    return _to_nchw(crop, -1.0, 1.0), roi
+
+
+def decode_boxes(
+    regressors: np.ndarray, classificators: np.ndarray, config: DetectorConfig = DetectorConfig()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw outputs ``(896, 16)``, ``(896, 1)`` → boxes kept by score, in [0, 1] tensor units.
+
+    Returns ``boxes (N, 4)`` float32 ``[xmin, ymin, xmax, ymax]``, ``keypoints (N, 6, 2)``
+    float32 and ``scores (N,)`` float32 (sigmoid of the clipped logit, >= ``min_score``).
+    """
+    anchors = ssd_anchors(config)
+    raw = regressors.reshape(len(anchors), -1).astype(np.float32) / np.float32(config.coord_scale)
+    logits = classificators.reshape(-1).astype(np.float64)  # exp(100) overflows float32
+    logits = np.clip(logits, -config.score_clipping, config.score_clipping)
+    scores = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+    centers = raw[:, 0:2] + anchors
+    half = raw[:, 2:4] / 2
+    boxes = np.concatenate([centers - half, centers + half], axis=1)
+    keypoints = raw[:, 4 : 4 + 2 * config.num_keypoints].reshape(-1, config.num_keypoints, 2)
+    keypoints = keypoints + anchors[:, None, :]
+    keep = scores >= config.min_score
+    return boxes[keep], keypoints[keep], scores[keep]
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of ``box (4,)`` with each of ``boxes (N, 4)`` (xyxy); 0 where they do not overlap."""
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    intersection = width * height
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = (box[2] - box[0]) * (box[3] - box[1]) + areas - intersection
+    return np.where(union > 0, intersection / np.maximum(union, 1e-12), 0.0)
+
+
+def weighted_nms(
+    boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, min_suppression_iou: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MediaPipe's WEIGHTED non-maximum suppression.
+
+    Repeatedly takes the best remaining box, gathers every remaining box overlapping it with
+    IoU > ``min_suppression_iou`` (itself included), and outputs their score-weighted mean box
+    and keypoints with the best box's score. Shapes as :func:`decode_boxes`; output by
+    decreasing score (a stable sort, so ties keep anchor order).
+    """
+    remaining = np.argsort(-scores, kind="stable")
+    out_boxes, out_keypoints, out_scores = [], [], []
+    while len(remaining) > 0:
+        best = remaining[0]
+        overlap = _iou(boxes[best], boxes[remaining]) > min_suppression_iou
+        members = remaining[overlap]
+        weights = scores[members] / scores[members].sum()
+        out_boxes.append(np.tensordot(weights, boxes[members], axes=1))
+        out_keypoints.append(np.tensordot(weights, keypoints[members], axes=1))
+        out_scores.append(scores[best])
+        remaining = remaining[~overlap]
+    if not out_scores:
+        return boxes[:0], keypoints[:0], scores[:0]
+    return (
+        np.stack(out_boxes).astype(np.float32),
+        np.stack(out_keypoints).astype(np.float32),
+        np.asarray(out_scores, dtype=np.float32),
+    )
+
+
+def _apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``affine (2, 3)`` applied to ``points (..., 2)`` → ``(..., 2)`` float32."""
+    return (points @ affine[:, :2].T + affine[:, 2]).astype(np.float32)
+
+
+def postprocess_detections(
+    regressors: np.ndarray,
+    classificators: np.ndarray,
+    roi: RotatedRect,
+    config: DetectorConfig = DetectorConfig(),
+) -> list[FaceDetection]:
+    """BlazeFace outputs ``(896, 16)``, ``(896, 1)`` for the crop ``roi`` → faces in image pixels.
+
+    ``roi`` is the (unrotated) letterbox of :func:`detector_input`. Faces are ordered left to
+    right (box centre x, then y), so an index selects a stable face.
+    """
+    if roi.rotation != 0:
+        raise ValueError("detections can only be mapped back from an unrotated crop")
+    boxes, keypoints, scores = decode_boxes(regressors, classificators, config)
+    boxes, keypoints, scores = weighted_nms(boxes, keypoints, scores, config.min_suppression_iou)
+    to_image = roi.crop_to_image(config.input_size)
+    size = config.input_size
+    corners = _apply_affine(to_image, boxes.reshape(-1, 2, 2) * size).reshape(-1, 4)
+    image_keypoints = _apply_affine(to_image, keypoints * size)
+    faces = [
+        FaceDetection(box=corners[i], keypoints=image_keypoints[i], score=float(scores[i]))
+        for i in range(len(scores))
+    ]
+    return sorted(faces, key=lambda face: (face.center[0], face.center[1]))
+
+
+def select_face(faces: Sequence[FaceDetection], index: int | None = None) -> FaceDetection | None:
+    """The largest face (``index=None``), or ``faces[index]`` (left-to-right order); None if none.
+
+    Raises IndexError for an index out of range.
+    """
+    if not faces:
+        return None
+    if index is None:
+        return max(faces, key=lambda face: face.area)
+    return faces[index]
+
+
+def normalize_radians(angle: float) -> float:
+    """``angle`` wrapped into [-pi, pi)."""
+    return angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
+
+
+def face_roi(face: FaceDetection, config: LandmarkConfig = LandmarkConfig()) -> RotatedRect:
+    """The FaceMesh crop for a detection: a square of ``roi_scale`` x the box's longer side,
+    centred on the box, rotated so that the eye-to-eye vector is at ``target_angle``."""
+    start, end = config.rotation_keypoints
+    dx, dy = face.keypoints[end] - face.keypoints[start]
+    rotation = normalize_radians(config.target_angle - math.atan2(-float(dy), float(dx)))
+    xmin, ymin, xmax, ymax = (float(v) for v in face.box)
+    side = max(xmax - xmin, ymax - ymin) * config.roi_scale
+    return RotatedRect((xmin + xmax) / 2, (ymin + ymax) / 2, side, side, rotation)
+
+
+def landmark_input(
+    image: np.ndarray, roi: RotatedRect, config: LandmarkConfig = LandmarkConfig()
+) -> np.ndarray:
+    """``image: (H, W, 3) uint8 RGB`` → FaceMesh input ``(1, 3, 192, 192)`` float32 in [0, 1]."""
+    _check_image(image)
+    crop = warp_crop(image, roi, config.input_size, cv2.BORDER_REPLICATE)
+    return _to_nchw(crop, 0.0, 1.0)
+
+
+def postprocess_landmarks(
+    landmarks: np.ndarray,
+    face_flag: float,
+    roi: RotatedRect,
+    config: LandmarkConfig = LandmarkConfig(),
+) -> FaceLandmarks:
+    """FaceMesh outputs (``(468, 3)`` crop pixels, face-flag logit) → :class:`FaceLandmarks`."""
+    to_image = roi.crop_to_image(config.input_size)
+    points = np.empty((len(landmarks), 3), dtype=np.float32)
+    points[:, :2] = _apply_affine(to_image, landmarks[:, :2])
+    points[:, 2] = landmarks[:, 2] * (roi.width / config.input_size)
+    presence = 1.0 / (1.0 + math.exp(-float(face_flag)))
+    return FaceLandmarks(
+        points=points,
+        presence=presence,
+        face_present=presence >= config.min_presence,
+        roi=roi,
+        crop_to_image=to_image,
+    )
+
+
+class FaceLandmarker:
+    """Image → faces → 468 landmarks of one face, with the PyTorch BlazeFace and FaceMesh."""
+
+    def __init__(
+        self,
+        detector: BlazeFace,
+        mesh: FaceMesh,
+        detector_config: DetectorConfig = DetectorConfig(),
+        landmark_config: LandmarkConfig = LandmarkConfig(),
+    ) -> None:
+        self.detector = detector.eval()
+        self.mesh = mesh.eval()
+        self.detector_config = detector_config
+        self.landmark_config = landmark_config
+
+    @classmethod
+    def from_assets(cls, folder: str | Path | None = None) -> FaceLandmarker:
+        """Load the converted weights from ``folder`` (default ``build/assets/mediapipe``)."""
+        folder = Path(folder) if folder else mediapipe_dir()
+        return cls(
+            BlazeFace.load(folder / blazeface.WEIGHTS_FILE),
+            FaceMesh.load(folder / facemesh.WEIGHTS_FILE),
+        )
+
+    def detect(self, image: np.ndarray) -> list[FaceDetection]:
+        """All faces in ``image: (H, W, 3) uint8 RGB``, left to right."""
+        tensor, roi = detector_input(image, self.detector_config)
+        with torch.inference_mode():
+            regressors, classificators = self.detector(torch.from_numpy(tensor))
+        return postprocess_detections(
+            regressors[0].numpy(), classificators[0].numpy(), roi, self.detector_config
+        )
+
+    def landmarks(self, image: np.ndarray, face: FaceDetection) -> FaceLandmarks:
+        """FaceMesh on the crop of ``face`` in ``image: (H, W, 3) uint8 RGB``."""
+        roi = face_roi(face, self.landmark_config)
+        tensor = landmark_input(image, roi, self.landmark_config)
+        with torch.inference_mode():
+            landmarks, face_flag = self.mesh(torch.from_numpy(tensor))
+        return postprocess_landmarks(
+            landmarks[0].numpy(), float(face_flag[0, 0]), roi, self.landmark_config
+        )
+
+    def __call__(self, image: np.ndarray, face_index: int | None = None) -> FaceLandmarks | None:
+        """Landmarks of the largest face (or of ``face_index`` in left-to-right order).
+
+        None when no face is detected; check ``face_present`` for FaceMesh's own verdict.
+        """
+        face = select_face(self.detect(image), face_index)
+        return None if face is None else self.landmarks(image, face)
