@@ -7,12 +7,12 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.stamps
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-unit test-e2e lint format serve demo perf bench clean distclean
+.PHONY: bench-pncc setup test test-unit test-e2e lint format serve demo perf bench clean distclean
 
 ASSETS := build/assets
 MEDIAPIPE := $(ASSETS)/mediapipe/blazeface.pt $(ASSETS)/mediapipe/facemesh.pt
 
-setup: $(STAMP)/runtime $(MEDIAPIPE)
+setup: $(STAMP)/runtime $(STAMP)/pnccrender $(MEDIAPIPE)
 
 $(STAMP)/venv:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,16 @@ $(STAMP)/deps: pyproject.toml $(STAMP)/venv
 	$(PIP) install -q -e ".[serve,export,dev]"
 	touch $@
 
+PNCC_SOURCES := $(wildcard pnccrender/pyproject.toml pnccrender/CMakeLists.txt pnccrender/src/cpp/* pnccrender/src/pnccrender/*)
+$(STAMP)/pnccrender: $(STAMP)/deps $(PNCC_SOURCES)
+	$(PIP) install -q --no-build-isolation ./pnccrender
+	touch $@
+
 $(STAMP)/runtime: $(STAMP)/deps reenact/serving/runtime.py
 	$(PY) -m reenact.serving.runtime
 	touch $@
 
-$(MEDIAPIPE): $(STAMP)/deps export/extract_mediapipe.py export/convert_mediapipe.py reenact/tflite.py
+$(MEDIAPIPE) &: $(STAMP)/deps export/extract_mediapipe.py export/convert_mediapipe.py reenact/tflite.py
 	$(PY) export/extract_mediapipe.py
 	$(PY) export/convert_mediapipe.py
 
@@ -57,9 +62,15 @@ perf: setup
 demo: setup
 	@echo "The emotion pipeline (face_reenactment) is not built yet: 'make serve' serves face_preprocess."
 
+bench-pncc: setup
+	$(PY) pnccrender/bench/bench.py
+
 clean:
-	rm -rf build out .pytest_cache .ruff_cache pnccrender/build
+	rm -rf build out .pytest_cache .ruff_cache pnccrender/build pnccrender/_skbuild pnccrender/dist
 	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +
 
-distclean: clean
+distbench-pncc: setup
+	$(PY) pnccrender/bench/bench.py
+
+clean: clean
 	rm -rf $(VENV)
