@@ -23,11 +23,33 @@ def encode(image: np.ndarray | Image.Image, fmt: str, **save_args) -> bytes:
     return buffer.getvalue()
 
 
-def jpeg_with_orientation(image: np.ndarray, orientation: int) -> bytes:
-    """JPEG of ``image`` stored as is, with an EXIF Orientation tag saying how to show it."""
+# EXIF orientation → the transpose that shows the stored pixels upright, and its inverse
+_SHOW = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_270, 8: Image.Transpose.ROTATE_90}
+_STORE = {
+    3: Image.Transpose.ROTATE_180,
+    6: Image.Transpose.ROTATE_90,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def jpeg_with_orientation(upright: np.ndarray, orientation: int) -> bytes:
+    """JPEG whose stored pixels are ``upright`` turned away, with the EXIF Orientation tag that
+    turns them back: a reader honouring the tag shows ``upright``."""
+    stored = Image.fromarray(upright).transpose(_STORE[orientation])
+    assert np.array_equal(np.asarray(stored.transpose(_SHOW[orientation])), upright)
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return encode(image, "JPEG", quality=95, exif=exif.tobytes())
+    return encode(stored, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def two_faces() -> np.ndarray:
+    """(400, 640, 3) uint8: the astronaut's head on the left, a larger mirrored copy right."""
+    head = astronaut()[20:300, 120:340]
+    big = np.asarray(Image.fromarray(head[:, ::-1]).resize((286, 364)))
+    canvas = np.full((400, 640, 3), 90, np.uint8)
+    canvas[60:340, 20:240] = head
+    canvas[18:382, 320:606] = big
+    return canvas
 
 
 def forged_png_header(width: int, height: int) -> bytes:

@@ -356,6 +356,31 @@ def postprocess_landmarks(
     )
 
 
+class FaceDetector:
+    """Image → faces, with the PyTorch BlazeFace (short range)."""
+
+    def __init__(self, detector: BlazeFace, config: DetectorConfig = DetectorConfig()) -> None:
+        self.detector = detector.eval()
+        self.config = config
+
+    @classmethod
+    def from_assets(
+        cls, folder: str | Path | None = None, config: DetectorConfig = DetectorConfig()
+    ) -> FaceDetector:
+        """Load the converted weights from ``folder`` (default ``build/assets/mediapipe``)."""
+        folder = Path(folder) if folder else mediapipe_dir()
+        return cls(BlazeFace.load(folder / blazeface.WEIGHTS_FILE), config)
+
+    def __call__(self, image: np.ndarray) -> list[FaceDetection]:
+        """All faces in ``image: (H, W, 3) uint8 RGB``, left to right."""
+        tensor, roi = detector_input(image, self.config)
+        with torch.inference_mode():
+            regressors, classificators = self.detector(torch.from_numpy(tensor))
+        return postprocess_detections(
+            regressors[0].numpy(), classificators[0].numpy(), roi, self.config
+        )
+
+
 class FaceLandmarker:
     """Image → faces → 468 landmarks of one face, with the PyTorch BlazeFace and FaceMesh."""
 
@@ -366,9 +391,8 @@ class FaceLandmarker:
         detector_config: DetectorConfig = DetectorConfig(),
         landmark_config: LandmarkConfig = LandmarkConfig(),
     ) -> None:
-        self.detector = detector.eval()
+        self.detector = FaceDetector(detector, detector_config)
         self.mesh = mesh.eval()
-        self.detector_config = detector_config
         self.landmark_config = landmark_config
 
     @classmethod
@@ -382,12 +406,7 @@ class FaceLandmarker:
 
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
         """All faces in ``image: (H, W, 3) uint8 RGB``, left to right."""
-        tensor, roi = detector_input(image, self.detector_config)
-        with torch.inference_mode():
-            regressors, classificators = self.detector(torch.from_numpy(tensor))
-        return postprocess_detections(
-            regressors[0].numpy(), classificators[0].numpy(), roi, self.detector_config
-        )
+        return self.detector(image)
 
     def landmarks(self, image: np.ndarray, face: FaceDetection) -> FaceLandmarks:
         """FaceMesh on the crop of ``face`` in ``image: (H, W, 3) uint8 RGB``."""

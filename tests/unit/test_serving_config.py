@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 import pytest
 
-from reenact.image_codec import DecodeLimits
+from reenact.preprocess import PreprocessConfig
 from reenact.serving import local_repo
 from reenact.serving.params import ParameterError, from_strings
 
@@ -39,12 +39,27 @@ def test_params_refuse_bad_values(values, words):
     assert words in str(info.value)
 
 
-def test_committed_parameters_equal_the_dataclass_defaults():
+# each python model's typed parameters
+MODEL_PARAMETERS = {
+    "face_preprocess": PreprocessConfig,
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_PARAMETERS))
+def test_committed_parameters_equal_the_dataclass_defaults(name):
     """config.pbtxt shows ops every tunable; its values must not drift from the code's defaults."""
-    config = local_repo.read_config(local_repo.PRODUCTION_REPOSITORY / "face_preprocess")
+    cls = MODEL_PARAMETERS[name]
+    config = local_repo.read_config(local_repo.PRODUCTION_REPOSITORY / name)
     shown = {k: v.string_value for k, v in config.parameters.items()}
-    assert from_strings(DecodeLimits, shown) == DecodeLimits()
-    assert set(shown) == {f.name for f in fields(DecodeLimits)}
+    assert from_strings(cls, shown) == cls()
+    assert set(shown) == {f.name for f in fields(cls)}
+
+
+def test_every_python_model_has_its_parameters_listed_here():
+    for name in local_repo.model_names():
+        config = local_repo.read_config(local_repo.PRODUCTION_REPOSITORY / name)
+        if config.backend == "python" and config.parameters:
+            assert name in MODEL_PARAMETERS
 
 
 def test_every_committed_config_parses_and_names_its_folder():

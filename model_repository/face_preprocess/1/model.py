@@ -1,23 +1,36 @@
-"""face_preprocess: IMAGE (one encoded photo) → DECODED_IMAGE (H, W, 3) uint8 RGB, IMAGE_SIZE."""
+"""face_preprocess: one photo → decoded image, face box, landmark crop, reenactment canvas."""
 
 import numpy as np
+import torch
 
-from reenact.image_codec import DecodeLimits, decode_image
+from reenact.errors import RequestError
+from reenact.preprocess import FacePreprocessor, PreprocessConfig
 from reenact.serving import backend
 from reenact.serving.params import from_model_config
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        self.limits = from_model_config(DecodeLimits, backend.parse_model_config(args))
+        config = from_model_config(PreprocessConfig, backend.parse_model_config(args))
+        torch.set_num_threads(config.torch_threads)
+        self.preprocess = FacePreprocessor(config)
 
     def execute(self, requests):
-        return backend.handle_requests(requests, self._decode)
+        return backend.handle_requests(requests, self._run)
 
-    def _decode(self, request):
+    def _run(self, request):
         data = backend.single_bytes(backend.required_input(request, "IMAGE"), "IMAGE")
-        image = decode_image(data, self.limits)
+        face_index = backend.optional_input(request, "FACE_INDEX")
+        if face_index is not None and face_index.size != 1:
+            raise RequestError(f"FACE_INDEX must hold one integer, got shape {face_index.shape}")
+        out = self.preprocess(data, None if face_index is None else int(face_index.reshape(-1)[0]))
         return {
-            "DECODED_IMAGE": image,
-            "IMAGE_SIZE": np.array(image.shape[:2], dtype=np.int32),
+            "DECODED_IMAGE": out.image,
+            "IMAGE_SIZE": np.array(out.image.shape[:2], np.int32),
+            "FACE_BOX": out.face_box,
+            "DETECTION_SCORE": np.array([out.detection_score], np.float32),
+            "LANDMARK_CROP": out.landmark_crop[None],
+            "CROP_TO_IMAGE": out.crop_to_image,
+            "CANVAS": out.canvas,
+            "IMAGE_TO_CANVAS": out.image_to_canvas,
         }
