@@ -12,7 +12,9 @@ PYTEST_ARGS ?=
 ASSETS := build/assets
 MEDIAPIPE := $(ASSETS)/mediapipe/blazeface.pt $(ASSETS)/mediapipe/facemesh.pt
 
-setup: $(STAMP)/runtime $(STAMP)/pnccrender $(MEDIAPIPE)
+MESH_PREDICTOR := model_repository/mesh_predictor/1/model.pt
+
+setup: $(STAMP)/runtime $(STAMP)/pnccrender $(MEDIAPIPE) $(MESH_PREDICTOR)
 
 $(STAMP)/venv:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,9 @@ $(STAMP)/runtime: $(STAMP)/deps reenact/serving/runtime.py
 $(MEDIAPIPE) &: $(STAMP)/deps export/extract_mediapipe.py export/convert_mediapipe.py reenact/tflite.py
 	$(PY) export/extract_mediapipe.py
 	$(PY) export/convert_mediapipe.py
+
+$(MESH_PREDICTOR): $(MEDIAPIPE) export/build_mesh_predictor.py reenact/mesh_predictor.py reenact/fit.py reenact/morphable.py reenact/morphable_torch.py reenact/landmarks/facemesh.py reenact/data/facemesh_ict_correspondence.json
+	$(PY) export/build_mesh_predictor.py
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -66,6 +71,7 @@ bench-pncc: setup
 	$(PY) pnccrender/bench/bench.py
 
 clean:
+	rm -f $(MESH_PREDICTOR)
 	rm -rf build out .pytest_cache .ruff_cache pnccrender/build pnccrender/_skbuild pnccrender/dist
 	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +
 

@@ -166,7 +166,7 @@ def _detect_both(
     x, roi = detector_input(image)
     regressors, classificators = tflite_detector(x)
     with torch.inference_mode():
-        torch_regressors, torch_classificators = landmarker.detector(torch.from_numpy(x))
+        torch_regressors, torch_classificators = landmarker.detector.detector(torch.from_numpy(x))
     _assert_raw_close(torch_regressors.numpy(), regressors)
     _assert_raw_close(torch_classificators.numpy(), classificators)
     return (

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 
 import pytest
 
+from reenact.postprocess import PostprocessConfig
 from reenact.preprocess import PreprocessConfig
 from reenact.serving import local_repo
 from reenact.serving.params import ParameterError, from_strings
@@ -42,6 +43,7 @@ def test_params_refuse_bad_values(values, words):
 # each python model's typed parameters
 MODEL_PARAMETERS = {
     "face_preprocess": PreprocessConfig,
+    "face_postprocess": PostprocessConfig,
 }
 
 

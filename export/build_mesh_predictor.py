@@ -1,0 +1,34 @@
+"""Script the mesh predictor (FaceMesh + 3DMM fit) into the production model repository.
+
+    python export/build_mesh_predictor.py [--out model_repository/mesh_predictor/1/model.pt]
+
+Needs the converted MediaPipe weights (``make setup``) and the ICT model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from reenact import mesh_predictor
+
+DEFAULT_OUT = (
+    Path(__file__).resolve().parents[1] / "model_repository" / "mesh_predictor" / "1" / "model.pt"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    scripted = torch.jit.script(mesh_predictor.build())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    scripted.save(str(args.out))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""The face_mesh ensemble's steps run in one process, for tests, tools and benchmarks.
+
+Same code as the served models (face_preprocess → mesh_predictor → face_postprocess), so the
+served result can be compared with this one to float tolerance, and the serving overhead measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reenact.assets import REPO_ROOT
+from reenact.postprocess import FaceMeshResult, PostprocessConfig, postprocess
+from reenact.preprocess import FacePreprocessor, PreprocessConfig, Preprocessed
+
+MESH_PREDICTOR_FILE = REPO_ROOT / "model_repository" / "mesh_predictor" / "1" / "model.pt"
+
+
+@dataclass(frozen=True)
+class FaceMeshOutput:
+    preprocessed: Preprocessed
+    result: FaceMeshResult
+
+
+class FaceMeshPipeline:
+    def __init__(
+        self,
+        predictor: torch.nn.Module | None = None,
+        preprocess: PreprocessConfig | None = None,
+        post: PostprocessConfig | None = None,
+        predictor_file: Path = MESH_PREDICTOR_FILE,
+    ) -> None:
+        self.preprocess = FacePreprocessor(preprocess)
+        self.predictor = predictor or torch.jit.load(str(predictor_file), map_location="cpu")
+        self.post = post or PostprocessConfig()
+
+    def __call__(self, data: bytes, face_index: int | None = None) -> FaceMeshOutput:
+        pre = self.preprocess(data, face_index)
+        with torch.inference_mode():
+            params, landmarks, presence = self.predictor(torch.from_numpy(pre.landmark_crop[None]))
+        result = postprocess(
+            params[0].numpy(),
+            landmarks[0].numpy(),
+            float(presence[0, 0]),
+            pre.crop_to_image,
+            pre.image_to_canvas,
+            self.post,
+        )
+        return FaceMeshOutput(pre, result)
+
+
+def as_arrays(output: FaceMeshOutput) -> dict[str, np.ndarray]:
+    """The face_mesh ensemble's output tensors, by name."""
+    pre, res = output.preprocessed, output.result
+    return {
+        "SOURCE_PARAMS": res.source_params,
+        "IMAGE_PARAMS": res.image_params,
+        "IMAGE_LANDMARKS": res.image_landmarks,
+        "CONFIDENCE": np.array([res.confidence], np.float32),
+        "FACE_BOX": pre.face_box,
+        "CANVAS": pre.canvas,
+        "IMAGE_TO_CANVAS": pre.image_to_canvas,
+        "DECODED_IMAGE": pre.image,
+    }
