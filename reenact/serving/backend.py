@@ -9,6 +9,7 @@ request never fails its batch-mates.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,6 +17,12 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from reenact.errors import RequestError
+
+log = logging.getLogger(__name__)
+
+
+class DependencyError(RuntimeError):
+    """A model called through BLS failed for a reason that is not the caller's."""
 
 
 def error_response(message: str) -> Any:
@@ -64,11 +71,42 @@ def output_tensors(outputs: dict[str, np.ndarray]) -> Any:
 def handle_requests(
     requests: Sequence[Any], handle: Callable[[Any], dict[str, np.ndarray]]
 ) -> list[Any]:
-    """Run ``handle`` on each request; a RequestError becomes that request's INVALID_ARG."""
+    """Run ``handle`` on each request; a RequestError becomes that request's INVALID_ARG, any
+    other failure that request's INTERNAL error (logged), so batch-mates still get answers."""
     responses = []
     for request in requests:
         try:
             responses.append(output_tensors(handle(request)))
         except RequestError as exc:
             responses.append(error_response(str(exc)))
+        except Exception as exc:  # the request boundary: answer, log, keep serving
+            log.exception("request failed")
+            responses.append(
+                pb_utils.InferenceResponse(
+                    error=pb_utils.TritonError(
+                        f"internal error: {exc}", pb_utils.TritonError.INTERNAL
+                    )
+                )
+            )
     return responses
+
+
+def bls(model: str, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    """Call another model of the server (Business Logic Scripting); every BLS call goes here.
+
+    The callee's INVALID_ARG (say face_mesh's "no face found") becomes a RequestError carrying
+    its message, so the caller's client reads it; any other error is a DependencyError.
+    """
+    request = pb_utils.InferenceRequest(
+        model_name=model,
+        inputs=[pb_utils.Tensor(name, array) for name, array in inputs.items()],
+        requested_output_names=list(outputs),
+        preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0),
+    )
+    response = request.exec()
+    if response.has_error():
+        error = response.error()
+        if error.code() == pb_utils.TritonError.INVALID_ARG:
+            raise RequestError(error.message())
+        raise DependencyError(f"{model} failed: {error.message()}")
+    return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}

@@ -1,0 +1,249 @@
+"""face_reenactment's work around the networks: read the options of a request, make the K target
+parameter sets, and turn the K reenacted canvases into encoded images (optionally pasted back into
+the original photo). The Triton model (model_repository/face_reenactment) only wires these to
+its tensors and to the BLS calls of face_mesh and reenactor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from reenact import face_geometry
+from reenact.emotions import EmotionCatalogue
+from reenact.errors import RequestError
+from reenact.morphable import EXPR_SLICE, ID_SLICE, N_EXPRESSION, ROT_SLICE
+from reenact.templates import TemplateDatabase, facs_database
+
+OUTPUT_FORMATS = ("jpeg", "png")
+
+
+@dataclass(frozen=True)
+class ReenactmentConfig:
+    """Tunables of face_reenactment (``parameters`` in its config.pbtxt)."""
+
+    default_emotions: str = ""  # comma-separated; "" = the catalogue's 15 defaults
+    template_database: str = ""  # .npz path; "" = generated from the FACS catalogue
+    neighbours: int = 5  # template rows averaged per emotion (nearest identities)
+    max_targets: int = 32  # most images one request may ask for
+    max_intensity: float = 1.5
+    max_head_pose_deg: float = 45.0
+    default_output_format: str = "jpeg"
+    jpeg_quality: int = 92
+    png_compression: int = 1
+    paste_feather_px: int = 12  # soft edge of the pasted-back region
+    paste_threshold: int = 3  # grey levels from which a canvas pixel counts as changed
+    encode_threads: int = 2
+    torch_threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.default_output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"default_output_format must be one of {OUTPUT_FORMATS}")
+
+
+@dataclass(frozen=True)
+class ReenactOptions:
+    """One request's validated options."""
+
+    names: tuple[str, ...]  # one label per output image
+    expressions: np.ndarray | None  # (K, 55) raw EXPRESSION rows, or None: look up the names
+    intensity: float
+    head_pose_deg: np.ndarray  # (3,) yaw, pitch, roll added to the source pose
+    output_format: str
+    paste_back: bool
+
+
+def _single_number(value: np.ndarray | None, name: str, default: float) -> float:
+    if value is None:
+        return default
+    if value.size != 1:
+        raise RequestError(f"{name} must hold one number, got shape {list(value.shape)}")
+    number = float(value.reshape(-1)[0])
+    if not math.isfinite(number):
+        raise RequestError(f"{name} must be a finite number, got {number}")
+    return number
+
+
+def _decode_strings(value: np.ndarray, name: str) -> list[str]:
+    try:
+        return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in value.reshape(-1)]
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"{name} must be UTF-8 text") from exc
+
+
+class OptionParser:
+    """Validates the optional inputs of a request against the config and the catalogue."""
+
+    def __init__(self, config: ReenactmentConfig, catalogue: EmotionCatalogue) -> None:
+        self.config = config
+        self.catalogue = catalogue
+        names = [n.strip() for n in config.default_emotions.split(",") if n.strip()]
+        self.default_names = tuple(catalogue.get(n).name for n in names) or catalogue.default
+
+    def parse(
+        self,
+        emotions: np.ndarray | None = None,
+        intensity: np.ndarray | None = None,
+        head_pose: np.ndarray | None = None,
+        expression: np.ndarray | None = None,
+        output_format: np.ndarray | None = None,
+        paste_back: np.ndarray | None = None,
+    ) -> ReenactOptions:
+        """Raises RequestError, saying what is accepted, for anything out of contract."""
+        if emotions is not None and expression is not None:
+            raise RequestError("send EMOTIONS or EXPRESSION, not both")
+        raw = None if expression is None else self._expression(expression)
+        if raw is not None:
+            names = tuple(f"expression_{k}" for k in range(len(raw)))
+        elif emotions is not None:
+            names = self._emotions(emotions)
+        else:
+            names = self.default_names
+        level = _single_number(intensity, "INTENSITY", 1.0)
+        if not 0.0 <= level <= self.config.max_intensity:
+            raise RequestError(
+                f"INTENSITY must be in [0, {self.config.max_intensity}], got {level}"
+            )
+        return ReenactOptions(
+            names=names,
+            expressions=raw,
+            intensity=level,
+            head_pose_deg=self._head_pose(head_pose),
+            output_format=self._format(output_format),
+            paste_back=bool(paste_back.reshape(-1)[0]) if paste_back is not None else False,
+        )
+
+    def _emotions(self, emotions: np.ndarray) -> tuple[str, ...]:
+        requested = _decode_strings(emotions, "EMOTIONS")
+        if not requested:
+            raise RequestError(
+                "EMOTIONS is empty: name at least one of " + ", ".join(self.catalogue.emotions)
+            )
+        if len(requested) > self.config.max_targets:
+            raise RequestError(
+                f"EMOTIONS names {len(requested)} emotions; the limit is {self.config.max_targets}"
+            )
+        return tuple(self.catalogue.get(n).name for n in requested)
+
+    def _expression(self, expression: np.ndarray) -> np.ndarray:
+        value = np.asarray(expression, np.float32)
+        if value.ndim == 1 and value.size == N_EXPRESSION:
+            value = value[None]
+        if value.ndim != 2 or value.shape[1] != N_EXPRESSION or value.shape[0] < 1:
+            raise RequestError(
+                f"EXPRESSION must be [K, {N_EXPRESSION}] blendshape weights (K >= 1), "
+                f"got shape {list(expression.shape)}"
+            )
+        if value.shape[0] > self.config.max_targets:
+            raise RequestError(
+                f"EXPRESSION has {value.shape[0]} rows; the limit is {self.config.max_targets}"
+            )
+        if not np.isfinite(value).all() or value.min() < 0.0 or value.max() > 1.0:
+            raise RequestError("EXPRESSION weights must be finite and in [0, 1]")
+        return value
+
+    def _head_pose(self, head_pose: np.ndarray | None) -> np.ndarray:
+        if head_pose is None:
+            return np.zeros(3, np.float32)
+        pose = np.asarray(head_pose, np.float32).reshape(-1)
+        if pose.size != 3:
+            raise RequestError(
+                f"HEAD_POSE must be 3 numbers (yaw, pitch, roll in degrees), got {pose.size}"
+            )
+        limit = self.config.max_head_pose_deg
+        if not np.isfinite(pose).all() or np.abs(pose).max() > limit:
+            raise RequestError(f"HEAD_POSE angles must be finite and within ±{limit} degrees")
+        return pose
+
+    def _format(self, output_format: np.ndarray | None) -> str:
+        if output_format is None:
+            return self.config.default_output_format
+        values = _decode_strings(output_format, "OUTPUT_FORMAT")
+        fmt = values[0].strip().lower().replace("jpg", "jpeg") if len(values) == 1 else ""
+        if fmt not in OUTPUT_FORMATS:
+            raise RequestError(f"OUTPUT_FORMAT must be one of {', '.join(OUTPUT_FORMATS)}")
+        return fmt
+
+
+def load_templates(config: ReenactmentConfig, catalogue: EmotionCatalogue) -> TemplateDatabase:
+    if config.template_database:
+        return TemplateDatabase.load(Path(config.template_database))
+    return facs_database(catalogue)
+
+
+def target_params(
+    source: np.ndarray,
+    expressions: np.ndarray,
+    intensity: float,
+    head_pose_deg: np.ndarray,
+) -> np.ndarray:
+    """K target parameter sets: the source with its expression moved towards each of
+    ``expressions`` (K, 55) by ``intensity`` (0: the source's own) and its pose turned by
+    ``head_pose_deg`` (yaw, pitch, roll). source: (162,). Returns (K, 162) float32."""
+    targets = np.repeat(np.asarray(source, np.float32)[None], len(expressions), axis=0)
+    own = targets[:, EXPR_SLICE]
+    targets[:, EXPR_SLICE] = np.clip(own + intensity * (expressions - own), 0.0, 1.0)
+    yaw, pitch, roll = np.radians(head_pose_deg)
+    targets[:, ROT_SLICE] += np.array([pitch, yaw, roll], np.float32)
+    return targets
+
+
+def identity_of(params: np.ndarray) -> np.ndarray:
+    return np.asarray(params, np.float32)[ID_SLICE]
+
+
+class ImageEncoder:
+    """Encodes RGB images in parallel (OpenCV releases the GIL while compressing)."""
+
+    def __init__(self, config: ReenactmentConfig) -> None:
+        self.config = config
+        self.pool = ThreadPoolExecutor(max(1, config.encode_threads))
+
+    def encode(self, images: Sequence[np.ndarray], fmt: str) -> list[bytes]:
+        """images: K arrays (H, W, 3) uint8 RGB → K encoded files."""
+        if fmt == "png":
+            ext, args = ".png", [cv2.IMWRITE_PNG_COMPRESSION, self.config.png_compression]
+        else:
+            ext, args = ".jpg", [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality]
+
+        def one(image: np.ndarray) -> bytes:
+            ok, data = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), args)
+            if not ok:
+                raise RuntimeError(f"OpenCV could not encode a {fmt} image")
+            return data.tobytes()
+
+        return list(self.pool.map(one, images))
+
+
+def paste_back(
+    photo: np.ndarray,
+    canvas: np.ndarray,
+    reenacted: np.ndarray,
+    image_to_canvas: np.ndarray,
+    config: ReenactmentConfig,
+) -> np.ndarray:
+    """Put reenacted canvases back into the photo, changing only what the reenactor changed.
+
+    photo: (H, W, 3) uint8; canvas: (h, w, 3) uint8 the source canvas; reenacted: (K, h, w, 3)
+    uint8; image_to_canvas: (2, 3). Returns (K, H, W, 3) uint8.
+    """
+    height, width = photo.shape[:2]
+    to_image = face_geometry.invert_affine(image_to_canvas)
+    changed = np.abs(reenacted.astype(np.int16) - canvas.astype(np.int16)).max(axis=-1)
+    feather = 2 * config.paste_feather_px + 1
+    out = np.empty((len(reenacted), height, width, 3), np.uint8)
+    for k, image in enumerate(reenacted):
+        mask = (changed[k] > config.paste_threshold).astype(np.uint8)
+        mask = cv2.dilate(mask, np.ones((feather, feather), np.uint8)).astype(np.float32)
+        mask = cv2.GaussianBlur(mask, (feather, feather), 0)
+        warp = dict(dsize=(width, height), flags=cv2.INTER_LINEAR, borderValue=0)
+        alpha = cv2.warpAffine(mask, to_image, borderMode=cv2.BORDER_CONSTANT, **warp)[..., None]
+        face = cv2.warpAffine(image, to_image, borderMode=cv2.BORDER_REPLICATE, **warp)
+        out[k] = np.rint(photo + alpha * (face.astype(np.float32) - photo)).astype(np.uint8)
+    return out
