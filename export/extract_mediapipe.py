@@ -22,7 +22,8 @@ from pathlib import Path, PurePosixPath
 from reenact.assets import build_dir
 from reenact.landmarks import MEDIAPIPE_VERSION, blazeface, facemesh, mediapipe_dir
 
-MEMBERS = (blazeface.TFLITE_MEMBER, facemesh.TFLITE_MEMBER)
+LICENSE_MEMBER = f"mediapipe-{MEDIAPIPE_VERSION}.dist-info/LICENSE"  # Apache-2.0, travels along
+MEMBERS = (blazeface.TFLITE_MEMBER, facemesh.TFLITE_MEMBER, LICENSE_MEMBER)
 WHEEL_PATTERN = f"mediapipe-{MEDIAPIPE_VERSION}-*.whl"
 
 
@@ -69,7 +70,8 @@ def _crc32(path: Path) -> int:
 
 
 def extract_models(wheel: Path, out_dir: Path) -> list[tuple[Path, bool]]:
-    """Write the two ``.tflite`` files of ``wheel`` into ``out_dir``; (path, written) for each."""
+    """Write the two ``.tflite`` files and the license of ``wheel`` into ``out_dir``;
+    (path, written) for each."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     with zipfile.ZipFile(wheel) as archive:
@@ -79,7 +81,7 @@ def extract_models(wheel: Path, out_dir: Path) -> list[tuple[Path, bool]]:
             if target.is_file() and _crc32(target) == info.CRC:
                 results.append((target, False))
                 continue
-            partial = target.with_suffix(".tflite.partial")
+            partial = target.with_name(target.name + ".partial")
             partial.write_bytes(archive.read(member))
             partial.replace(target)
             results.append((target, True))

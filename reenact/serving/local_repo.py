@@ -44,6 +44,34 @@ def model_names(repository: Path = PRODUCTION_REPOSITORY) -> list[str]:
     return sorted(p.parent.name for p in repository.glob("*/config.pbtxt"))
 
 
+DEPENDS_ON = "depends_on"
+"""A config.pbtxt parameter naming the models a python model calls through BLS (comma-separated);
+Triton cannot see those calls, so the repository builder loads them along with the caller."""
+
+
+def dependencies(config: model_config_pb2.ModelConfig) -> list[str]:
+    """The models ``config``'s model needs loaded: ensemble steps and declared BLS callees."""
+    steps = [step.model_name for step in config.ensemble_scheduling.step]
+    declared = config.parameters[DEPENDS_ON].string_value if DEPENDS_ON in config.parameters else ""
+    return steps + [name.strip() for name in declared.split(",") if name.strip()]
+
+
+def with_dependencies(models: list[str], source: Path = PRODUCTION_REPOSITORY) -> list[str]:
+    """``models`` and everything they depend on, transitively, sorted."""
+    available = set(model_names(source))
+    needed: set[str] = set()
+    pending = list(models)
+    while pending:
+        name = pending.pop()
+        if name in needed:
+            continue
+        if name not in available:
+            raise RepositoryError(f"no such model in {source}: {name}")
+        needed.add(name)
+        pending.extend(dependencies(read_config(source / name)))
+    return sorted(needed)
+
+
 def _localise(config: model_config_pb2.ModelConfig) -> model_config_pb2.ModelConfig:
     local = model_config_pb2.ModelConfig()
     local.CopyFrom(config)
@@ -81,15 +109,14 @@ def build_local_repository(
     models: list[str] | None = None,
     source: Path = PRODUCTION_REPOSITORY,
 ) -> Path:
-    """Generate the local repository for ``models`` (default: all) into ``destination``.
-
-    ``destination`` is deleted and rebuilt. Returns it.
+    """Generate the local repository for ``models`` (default: all) and the models they depend
+    on into ``destination``, which is deleted and rebuilt. Returns it.
     """
     available = model_names(source)
-    models = available if models is None else list(models)
-    missing = sorted(set(models) - set(available))
+    missing = sorted(set(models or []) - set(available))
     if missing:
         raise RepositoryError(f"no such models in {source}: {', '.join(missing)}")
+    models = available if models is None else with_dependencies(list(models), source)
     if destination.exists():
         shutil.rmtree(destination)
     destination.mkdir(parents=True)

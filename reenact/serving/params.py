@@ -52,7 +52,12 @@ def from_strings(cls: type[T], values: dict[str, str]) -> T:
     return cls(**kwargs)
 
 
+# parameters read by the repository tooling, not by the model (reenact.serving.local_repo)
+REPOSITORY_PARAMETERS = frozenset({"depends_on", "torchscript_file"})
+
+
 def from_model_config(cls: type[T], model_config: dict[str, Any]) -> T:
     """Build ``cls`` from the JSON model config Triton hands to ``initialize``."""
     params = model_config.get("parameters", {}) or {}
-    return from_strings(cls, {k: v["string_value"] for k, v in params.items()})
+    values = {k: v["string_value"] for k, v in params.items() if k not in REPOSITORY_PARAMETERS}
+    return from_strings(cls, values)

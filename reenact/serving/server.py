@@ -121,9 +121,9 @@ class TritonServer:
     def start(self) -> TritonServer:
         """Build the repository, start the server and wait until it is ready."""
         rt = runtime.prepare()
-        models = list(self.config.models) if self.config.models is not None else None
-        local_repo.build_local_repository(self.repository, models, self.config.source_repository)
-        models = models or local_repo.model_names(self.repository)
+        requested = list(self.config.models) if self.config.models is not None else None
+        local_repo.build_local_repository(self.repository, requested, self.config.source_repository)
+        models = local_repo.model_names(self.repository)
         self._log_file = self.log_path.open("wb")
         started = time.monotonic()
         self._process = subprocess.Popen(

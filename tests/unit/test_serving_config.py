@@ -9,7 +9,7 @@ import pytest
 from reenact.postprocess import PostprocessConfig
 from reenact.preprocess import PreprocessConfig
 from reenact.serving import local_repo
-from reenact.serving.params import ParameterError, from_strings
+from reenact.serving.params import ParameterError, from_model_config, from_strings
 
 
 @dataclass(frozen=True)
@@ -106,3 +106,30 @@ def test_local_repository_turns_torchscript_into_the_python_runner(tmp_path):
 def test_local_repository_refuses_unknown_models(tmp_path):
     with pytest.raises(local_repo.RepositoryError, match="no such models"):
         local_repo.build_local_repository(tmp_path / "out", ["not_a_model"])
+
+
+def test_dependencies_follow_ensembles_and_declared_bls_calls(tmp_path):
+    src = tmp_path / "src"
+    _write_model(src, "leaf", 'name: "leaf" backend: "python"', files=["model.py"])
+    _write_model(src, "other", 'name: "other" backend: "python"', files=["model.py"])
+    _write_model(
+        src,
+        "pipe",
+        'name: "pipe" platform: "ensemble" ensemble_scheduling { step [ '
+        '{ model_name: "leaf" model_version: -1 } ] }',
+    )
+    _write_model(
+        src,
+        "front",
+        'name: "front" backend: "python" '
+        'parameters { key: "depends_on" value { string_value: "pipe" } }',
+        files=["model.py"],
+    )
+    assert local_repo.with_dependencies(["front"], src) == ["front", "leaf", "pipe"]
+    out = local_repo.build_local_repository(tmp_path / "out", ["front"], src)
+    assert local_repo.model_names(out) == ["front", "leaf", "pipe"]
+
+
+def test_repository_parameters_are_not_model_tunables():
+    config = {"parameters": {"depends_on": {"string_value": "x"}, "count": {"string_value": "2"}}}
+    assert from_model_config(Example, config) == Example(count=2)
