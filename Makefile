@@ -65,7 +65,7 @@ perf: setup
 	$(PY) -m clients.perf.run_perf
 
 demo: setup
-	@echo "The emotion pipeline (face_reenactment) is not built yet: 'make serve' serves face_preprocess."
+	$(PY) -m clients.demo --out out
 
 bench-pncc: setup
 	$(PY) pnccrender/bench/bench.py

@@ -66,6 +66,15 @@ class ReenactClient:
         else:
             self.connection = grpcclient.InferenceServerClient(url)
 
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> ReenactClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _input(self, name: str, array: np.ndarray, datatype: str) -> Any:
         tensor = self.module.InferInput(name, list(array.shape), datatype)
         tensor.set_data_from_numpy(array)
