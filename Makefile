@@ -13,8 +13,9 @@ ASSETS := build/assets
 MEDIAPIPE := $(ASSETS)/mediapipe/blazeface.pt $(ASSETS)/mediapipe/facemesh.pt
 
 MESH_PREDICTOR := model_repository/mesh_predictor/1/model.pt
+REENACTOR := model_repository/reenactor/1/model.pt
 
-setup: $(STAMP)/runtime $(STAMP)/pnccrender $(MEDIAPIPE) $(MESH_PREDICTOR)
+setup: $(STAMP)/runtime $(STAMP)/pnccrender $(MEDIAPIPE) $(MESH_PREDICTOR) $(REENACTOR)
 
 $(STAMP)/venv:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,9 @@ $(MEDIAPIPE) &: $(STAMP)/deps export/extract_mediapipe.py export/convert_mediapi
 
 $(MESH_PREDICTOR): $(MEDIAPIPE) export/build_mesh_predictor.py reenact/mesh_predictor.py reenact/fit.py reenact/morphable.py reenact/morphable_torch.py reenact/landmarks/facemesh.py reenact/data/facemesh_ict_correspondence.json
 	$(PY) export/build_mesh_predictor.py
+
+$(REENACTOR): $(STAMP)/deps export/build_reenactor.py reenact/reenactor.py
+	$(PY) export/build_reenactor.py
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -71,7 +75,7 @@ bench-pncc: setup
 	$(PY) pnccrender/bench/bench.py
 
 clean:
-	rm -f $(MESH_PREDICTOR)
+	rm -f $(MESH_PREDICTOR) $(REENACTOR)
 	rm -rf build out .pytest_cache .ruff_cache pnccrender/build pnccrender/_skbuild pnccrender/dist
 	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +
 

@@ -94,8 +94,9 @@ def handle_requests(
 def bls(model: str, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
     """Call another model of the server (Business Logic Scripting); every BLS call goes here.
 
-    The callee's INVALID_ARG (say face_mesh's "no face found") becomes a RequestError carrying
-    its message, so the caller's client reads it; any other error is a DependencyError.
+    A callee's INVALID_ARG becomes a RequestError carrying its message; any other error is a
+    DependencyError. Triton 2.51 hands BLS callers every callee error as INTERNAL, so a model
+    must check what its client sent itself rather than rely on a callee to refuse it.
     """
     request = pb_utils.InferenceRequest(
         model_name=model,
@@ -108,5 +109,5 @@ def bls(model: str, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> di
         error = response.error()
         if error.code() == pb_utils.TritonError.INVALID_ARG:
             raise RequestError(error.message())
-        raise DependencyError(f"{model} failed: {error.message()}")
+        raise DependencyError(f"{model} failed (code {error.code()}): {error.message()}")
     return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}

@@ -8,8 +8,14 @@ import pytest
 
 from reenact.postprocess import PostprocessConfig
 from reenact.preprocess import PreprocessConfig
+from reenact.reenactment import ReenactmentConfig
 from reenact.serving import local_repo
-from reenact.serving.params import ParameterError, from_model_config, from_strings
+from reenact.serving.params import (
+    REPOSITORY_PARAMETERS,
+    ParameterError,
+    from_model_config,
+    from_strings,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ def test_params_refuse_bad_values(values, words):
 MODEL_PARAMETERS = {
     "face_preprocess": PreprocessConfig,
     "face_postprocess": PostprocessConfig,
+    "face_reenactment": ReenactmentConfig,
 }
 
 
@@ -52,7 +59,9 @@ def test_committed_parameters_equal_the_dataclass_defaults(name):
     """config.pbtxt shows ops every tunable; its values must not drift from the code's defaults."""
     cls = MODEL_PARAMETERS[name]
     config = local_repo.read_config(local_repo.PRODUCTION_REPOSITORY / name)
-    shown = {k: v.string_value for k, v in config.parameters.items()}
+    shown = {
+        k: v.string_value for k, v in config.parameters.items() if k not in REPOSITORY_PARAMETERS
+    }
     assert from_strings(cls, shown) == cls()
     assert set(shown) == {f.name for f in fields(cls)}
 

@@ -1,0 +1,322 @@
+"""Renders what the geometric reenactor needs: correspondences, weights and mouth interior.
+
+The source mesh and K target meshes (one 3DMM, same topology) are decoded and rasterized in ONE
+``pnccrender.render`` batch call (B = K + 1: the source first). Every mesh carries per-vertex
+attributes; the rasterizer interpolates them barycentrically, so each pixel of a target render
+tells where the same surface point lies in the source photo. :mod:`reenact.reenactor` turns that
+into pictures.
+
+Resolution: a canvas of H x W pixels is rendered at h x w = ceil(H / d) x ceil(W / d) pixels,
+d = ``RendererConfig.downscale`` (default 2: 512 x 384 -> 256 x 192). Render pixel (i, j) samples
+the canvas point (d j + (d - 1) / 2, d i + (d - 1) / 2) in canvas pixels (centres at integers),
+the grid of a bilinear d-times downsampling (``F.interpolate(..., align_corners=False)`` maps it
+back exactly). The correspondence is piecewise linear, so the reenactor upsamples it bilinearly.
+Coordinates stored in the channels are always canvas pixels, whatever d.
+
+Channel layout of a render (h, w, C) float32, C = ``N_CHANNELS`` = 9; 0 wherever nothing is drawn
+(the normalised coordinate code of :mod:`reenact.pncc` is not rendered here: geometric mode does
+not use it):
+
+=====  ==============  ===================================================================
+index  name            meaning
+=====  ==============  ===================================================================
+0, 1   SRC_X, SRC_Y    source-canvas pixel coordinates of the surface point (x right, y down,
+                       pixel centres at integers, cv2's convention): the correspondence
+2      SRC_Z           the point's depth in the source pose (pixels, larger = nearer), for
+                       the occlusion test against the source render's own SRC_Z
+3      COVERAGE        1 on every drawn triangle (face, head, eyes, mouth interior)
+4      WARP_WEIGHT     trust in the correspondence for copying colour, in [0, 1]: 1 on the
+                       front face and the eyes, fading to 0 towards grazing angles (in the
+                       source or the target pose) and the face border; 0 on the head, neck
+                       and back of the head and on the mouth interior
+5..7   MOUTH_RGB       shaded mouth-interior colour in [0, 1], premultiplied by MOUTH_ALPHA
+8      MOUTH_ALPHA     1 on the mouth interior (teeth, gums, tongue, cavity), 0 elsewhere;
+                       interpolation gives a soft ramp into the lips
+=====  ==============  ===================================================================
+
+In the source render (index 0 of the batch) SRC_X, SRC_Y are the pixel's own (canvas) coordinates
+and SRC_Z is its z-buffer depth. For K = 15 at 512 x 384 the renders are 16 x 256 x 192 x 9 float32,
+28 MB (they were 151 MB at full resolution with PNCC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+import pnccrender
+from reenact.head_render import PIXEL_CENTRE
+from reenact.morphable import (
+    EXPR_SLICE,
+    FLIP_Y,
+    ID_SLICE,
+    MATERIAL_NAMES,
+    N_PARAMS,
+    ROT_SLICE,
+    SCALE_SLICE,
+    TRANS_SLICE,
+    MorphableModel,
+    rotation_matrix,
+)
+from reenact.pncc import FACE_VERTEX_COUNT
+
+SRC_X, SRC_Y, SRC_Z, COVERAGE, WARP_WEIGHT = 0, 1, 2, 3, 4
+MOUTH_R, MOUTH_G, MOUTH_B, MOUTH_ALPHA = 5, 6, 7, 8
+N_CHANNELS = 9
+SRC_XY = slice(SRC_X, SRC_Y + 1)
+MOUTH_RGB = slice(MOUTH_R, MOUTH_B + 1)
+
+# Vertex ranges of the ICT model (shared/assets/ict-facekit/README.md), half-open.
+HEAD_NECK = range(9409, 11248)
+MOUTH_SOCKET = range(11248, 13294)
+EYE_SOCKETS = range(13294, 14062)
+
+FACE_MATERIALS = ("M_Face", "M_BackHead")  # M_BackHead holds head, neck and both sockets
+MOUTH_MATERIALS = ("M_GumsTongue", "M_Teeth")
+EYE_MATERIALS = ("M_ScleraLeft", "M_IrisLeft", "M_ScleraRight", "M_IrisRight")
+IRIS_MATERIALS = ("M_IrisLeft", "M_IrisRight")
+
+# Multi-PIE 68 landmark indices outlining the front face: jaw 0..16, brows 17..26.
+JAW = tuple(range(17))
+BROWS = tuple(range(17, 27))
+
+
+def _incidence(triangles: np.ndarray, n_vertices: int) -> np.ndarray:
+    """(N, D) int32: the triangles around each vertex, padded with T (an index past the last
+    triangle, for a zero row). triangles: (T, 3)."""
+    index = triangles.ravel()
+    order = np.argsort(index, kind="stable")
+    counts = np.bincount(index, minlength=n_vertices)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(index.size) - np.repeat(starts, counts)
+    table = np.full((n_vertices, max(int(counts.max()), 1)), triangles.shape[0], np.int32)
+    table[index[order], rank] = order // 3
+    return table
+
+
+def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray, incidence: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (N, 3) float32 of vertices (N, 3), triangles (T, 3);
+    incidence: :func:`_incidence` of the triangles."""
+    corners = vertices[triangles]  # (T, 3, 3)
+    face = np.zeros((triangles.shape[0] + 1, 3), np.float32)  # the last row: padding
+    face[:-1] = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = face[incidence].sum(axis=1)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return normals / np.maximum(length, 1e-12)
+
+
+def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+@dataclass(frozen=True)
+class RendererConfig:
+    """Tunables of :class:`ReenactorRenderer` (the one source of their defaults).
+
+    Distances in centimetres of the model, colours RGB in [0, 1].
+    """
+
+    grazing_low: float = 0.2  # |normal.z| in a view at which the warp weight reaches 0 …
+    grazing_high: float = 0.5  # … and where it is back to full
+    face_inside_cm: float = 1.2  # inside the front-face outline: full warp weight from here on
+    face_outside_cm: float = 0.3  # outside the outline: no warp weight from here on
+    forehead_cm: float = 2.5  # how far above the brows the front-face outline reaches
+    backface_cull_z: float = -0.4  # neutral-mesh triangles facing further back are not drawn
+    neck_still_cm: float = 7.0  # neck this far below the chin stays where the source has it …
+    neck_follow_cm: float = 1.5  # … and from this far below the chin up it moves with the head
+    iris_depth_bias_cm: float = 0.1  # draws the iris in front of the closed sclera shell
+    teeth_rgb: tuple[float, float, float] = (0.96, 0.89, 0.76)
+    gums_rgb: tuple[float, float, float] = (0.62, 0.30, 0.30)
+    cavity_rgb: tuple[float, float, float] = (0.50, 0.24, 0.22)
+    ambient: float = 0.55  # mouth shading: ambient share of the light at the camera
+    cavity_falloff_cm: float = 4.0  # mouth shading: light falls by 1/e per this depth behind
+    downscale: int = 2  # render at 1 / downscale of the canvas size (module docstring)
+    num_threads: int | None = None  # pnccrender threads (None: one per hardware thread)
+
+
+class ReenactorRenderer:
+    """Decodes source + K target parameter sets and renders them with reenactor attributes.
+
+    Built once per model; :meth:`render` is the per-request hot path.
+    """
+
+    def __init__(self, model: MorphableModel, config: RendererConfig | None = None) -> None:
+        self.config = config or RendererConfig()
+        drawn = self._drawn_triangles(model)
+        used = np.unique(model.triangles[drawn])
+        mouth_range = np.isin(used, self._vertices_of(model, MOUTH_MATERIALS)) | (
+            (used >= MOUTH_SOCKET.start) & (used < MOUTH_SOCKET.stop)
+        )
+        used = np.concatenate([used[~mouth_range], used[mouth_range]])  # mouth last: a slice
+        self._mouth_start = int(np.count_nonzero(~mouth_range))
+        self.vertex_ids = used.astype(np.int64)  # (N,) model vertex ids that are decoded
+        remap = np.full(model.n_vertices, -1, np.int64)
+        remap[used] = np.arange(used.size)
+        self.triangles = np.ascontiguousarray(remap[model.triangles[drawn]], np.int32)
+        self._neutral = model.neutral[used].reshape(1, -1)
+        self._identity_basis = model.identity_basis[:, used].reshape(model.n_identity, -1)
+        self._expression_basis = model.expression_basis[:, used].reshape(model.n_expression, -1)
+        self._classify(model, used)
+        self._static_weight = self._front_face_weight(model, used)
+        self._incidence = _incidence(self.triangles, used.size)
+        assert not self.is_eye[self._mouth_start :].any()
+        self._eye_index = np.flatnonzero(self.is_eye)  # all before the mouth slice
+        self._identity_cache: tuple[bytes, np.ndarray] | None = None
+        chin_y = float(model.neutral[model.landmarks_68[8], 1])
+        self._follow = _smoothstep(
+            model.neutral[used, 1],
+            chin_y - self.config.neck_still_cm,
+            chin_y - self.config.neck_follow_cm,
+        )[None, :, None].astype(np.float32)  # (1, N, 1): 1 on the head, 0 down the neck
+        self._cavity_front_z = float(model.neutral[self._vertices_of(model, ("M_Teeth",)), 2].max())
+
+    def _drawn_triangles(self, model: MorphableModel) -> np.ndarray:
+        """(T,) bool: the triangles rendered. Face, head and neck, mouth socket, teeth, gums and
+        tongue, sclera and iris; not the eye sockets (hidden behind the eyeballs) nor the thin
+        eye layers; and not the triangles that face backwards on the neutral mesh (normal z below
+        ``backface_cull_z``), which no head pose we render shows, except on the face (the neck
+        under the chin shows when the jaw opens) and in the mouth socket (its far wall is seen
+        from inside)."""
+        materials = FACE_MATERIALS + MOUTH_MATERIALS + EYE_MATERIALS
+        drawn = np.isin(model.triangle_material, [MATERIAL_NAMES.index(m) for m in materials])
+        tris = model.triangles
+        drawn &= ~((tris >= EYE_SOCKETS.start) & (tris < EYE_SOCKETS.stop)).any(axis=1)
+        v = model.neutral.astype(np.float64)
+        normal = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
+        normal_z = normal[:, 2] / np.maximum(np.linalg.norm(normal, axis=1), 1e-12)
+        socket = ((tris >= MOUTH_SOCKET.start) & (tris < MOUTH_SOCKET.stop)).any(axis=1)
+        face = model.triangle_material == MATERIAL_NAMES.index("M_Face")
+        return drawn & ((normal_z >= self.config.backface_cull_z) | socket | face)
+
+    @staticmethod
+    def _vertices_of(model: MorphableModel, materials: tuple[str, ...]) -> np.ndarray:
+        return np.unique(model.triangles_of(*materials))
+
+    def _classify(self, model: MorphableModel, used: np.ndarray) -> None:
+        """Boolean (N,) masks of the decoded vertices by role."""
+        self.is_eye = np.isin(used, self._vertices_of(model, EYE_MATERIALS))
+        self.is_iris = np.isin(used, self._vertices_of(model, IRIS_MATERIALS))
+        socket = (used >= MOUTH_SOCKET.start) & (used < MOUTH_SOCKET.stop)
+        self.is_teeth = np.isin(used, self._vertices_of(model, ("M_Teeth",)))
+        self.is_gums = np.isin(used, self._vertices_of(model, ("M_GumsTongue",)))
+        self.is_mouth = socket | self.is_teeth | self.is_gums
+        self.is_face = used < FACE_VERTEX_COUNT
+        self._mouth_colour = np.zeros((used.size, 3), np.float32)
+        self._mouth_colour[socket] = self.config.cavity_rgb
+        self._mouth_colour[self.is_gums] = self.config.gums_rgb
+        self._mouth_colour[self.is_teeth] = self.config.teeth_rgb
+
+    def _front_face_weight(self, model: MorphableModel, used: np.ndarray) -> np.ndarray:
+        """(N,) float32 static warp weight: 1 well inside the front-face outline (jaw line and
+        brows raised to the forehead, on the neutral mesh seen from the front), fading to 0 just
+        outside it; eyes 1; head, neck and mouth interior 0."""
+        cfg = self.config
+        marks = model.neutral[model.landmarks_68, :2].astype(np.float64)
+        brows = marks[list(BROWS[::-1])] + [0.0, cfg.forehead_cm]
+        outline = np.concatenate([marks[list(JAW)], brows]).astype(np.float32)
+        points = model.neutral[used, :2]
+        inside = np.array(
+            [cv2.pointPolygonTest(outline, (float(x), float(y)), True) for x, y in points],
+            np.float32,
+        )
+        weight = _smoothstep(inside, -cfg.face_outside_cm, cfg.face_inside_cm)
+        weight[~self.is_face] = 0.0
+        weight[self.is_eye] = 1.0
+        weight[self.is_mouth] = 0.0
+        return weight.astype(np.float32)
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.vertex_ids.size)
+
+    def shape(self, params: np.ndarray) -> np.ndarray:
+        """Model-space vertices (B, N, 3) float32 cm of the decoded vertices. params: (B, 162)."""
+        identity = params[:, ID_SLICE]
+        if np.all(identity == identity[:1]):  # one person: its neutral face once (and cached)
+            key = identity[0].tobytes()
+            if self._identity_cache is None or self._identity_cache[0] != key:
+                base = self._neutral + identity[:1] @ self._identity_basis
+                self._identity_cache = (key, base)
+            base = self._identity_cache[1]
+        else:
+            base = self._neutral + identity @ self._identity_basis
+        flat = params[:, EXPR_SLICE] @ self._expression_basis
+        flat += base
+        return flat.reshape(params.shape[0], -1, 3)
+
+    def render(
+        self,
+        source_params: np.ndarray,
+        target_params: np.ndarray,
+        height: int = 512,
+        width: int = 384,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Render the source and K targets in one batch for a canvas of height x width pixels.
+
+        source_params: (162,) float32 in canvas pixels; target_params: (K, 162) float32.
+        Returns (source_render (h, w, C) float32, target_render (K, h, w, C) float32) at the
+        reduced resolution h x w (``downscale``), channels as in the module docstring.
+        """
+        source = np.asarray(source_params, np.float32).reshape(1, N_PARAMS)
+        targets = np.asarray(target_params, np.float32)
+        if targets.ndim != 2 or targets.shape[1] != N_PARAMS:
+            raise ValueError(f"target_params must be (K, {N_PARAMS}), got {targets.shape}")
+        params = np.concatenate([source, targets])
+        model_space = self.shape(params)
+        rot = params[:, ROT_SLICE]
+        rotation = rotation_matrix(rot[:, 0], rot[:, 1], rot[:, 2])  # (B, 3, 3)
+        scale = params[:, SCALE_SLICE]  # (B, 1)
+        linear = scale[:, :, None] * FLIP_Y[:, None] * rotation  # (B, 3, 3): s F R
+        image = model_space @ linear.transpose(0, 2, 1)
+        image += params[:, None, TRANS_SLICE]
+        image[:, self.is_iris, 2] += self.config.iris_depth_bias_cm * scale
+        # The head turns on the neck: the lower neck of a target stays where the source has it.
+        image[1:] -= image[:1]
+        image[1:] *= self._follow
+        image[1:] += image[:1]
+        normals = _vertex_normals(model_space[0], self.triangles, self._incidence)  # source's
+        facing = rotation[:, 2, :] @ normals.T  # (B, N) normal z in each view
+        attributes = self._attributes(image, facing, model_space)
+        d = self.config.downscale
+        # Canvas pixel x (centres at integers) lies at (x + 0.5) / d on the render, whose pixel
+        # centres pnccrender samples at +0.5.
+        image *= np.array([1.0 / d, 1.0 / d, 1.0], np.float32)
+        image += np.array([PIXEL_CENTRE / d, PIXEL_CENTRE / d, 0.0], np.float32)
+        result = pnccrender.render(
+            image,
+            self.triangles,
+            attributes,
+            -(-height // d),
+            -(-width // d),
+            num_threads=self.config.num_threads,
+        )
+        return result.image[0], result.image[1:]
+
+    def _attributes(
+        self, image: np.ndarray, facing: np.ndarray, model_space: np.ndarray
+    ) -> np.ndarray:
+        """(B, N, C) float32 per-vertex attributes. image: (B, N, 3) canvas pixels; facing:
+        (B, N) normal z in each view; model_space: (B, N, 3) cm."""
+        cfg = self.config
+        b, n = facing.shape
+        m = self._mouth_start
+        out = np.empty((b, n, N_CHANNELS), np.float32)
+        out[:, :, SRC_X : SRC_Z + 1] = image[0]
+        out[:, :, COVERAGE] = 1.0
+        grazing = _smoothstep(facing[:, :m], cfg.grazing_low, cfg.grazing_high)
+        weight = out[:, :m, WARP_WEIGHT]
+        np.multiply(grazing, grazing[:1], out=weight)
+        weight *= self._static_weight[:m]
+        eye = self._eye_index
+        weight[:, eye] = self._static_weight[eye]
+        out[:, m:, WARP_WEIGHT] = 0.0  # the mouth interior (its static weight is 0)
+        depth_behind = np.maximum(self._cavity_front_z - model_space[:, m:, 2], 0.0)
+        light = cfg.ambient + (1.0 - cfg.ambient) * np.clip(facing[:, m:], 0.0, 1.0)
+        shade = light * np.exp(-depth_behind / cfg.cavity_falloff_cm)
+        out[:, :m, MOUTH_R : MOUTH_ALPHA + 1] = 0.0
+        out[:, m:, MOUTH_RGB] = self._mouth_colour[m:] * shade[:, :, None]
+        out[:, m:, MOUTH_ALPHA] = 1.0
+        return out

@@ -1,0 +1,338 @@
+"""The geometric reenactor: moves the photo's own pixels along the 3D model's correspondences.
+
+TorchScript-scriptable; served as the ``reenactor`` model (``export/build_reenactor.py``). Its
+inputs are the renders of :class:`reenact.geometric.ReenactorRenderer` (channel layout there).
+
+For each of K targets, all in one batch:
+
+1. visibility: a target surface point whose source position is hidden in the source render (its
+   source depth lies behind the source z-buffer) is not trusted;
+2. the displacement field (target pixel -> source pixel) is the rendered correspondence on the
+   face, weighted by WARP_WEIGHT x visibility, handed over to a smooth extension elsewhere: a
+   push-pull (normalised-convolution pyramid) fill at reduced resolution, seeded by every visible
+   non-mouth surface pixel and by zero displacement beyond ``reach_px`` of the drawn head, so hair,
+   neck and background follow and the motion fades to exactly zero far from the face;
+3. the source canvas is sampled bilinearly (``grid_sample``) at target pixel + displacement;
+4. newly visible mouth interior (not visible in the source) is composited with its rendered
+   shading over a softened alpha; interior that the source photo shows is taken from the photo;
+5. outside the box of the moving region the source is copied unchanged; inside it, zero
+   displacement samples pixel centres exactly, so far background equals the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from reenact.geometric import (
+    COVERAGE,
+    MOUTH_ALPHA,
+    MOUTH_B,
+    MOUTH_R,
+    SRC_X,
+    SRC_Y,
+    SRC_Z,
+    WARP_WEIGHT,
+)
+from reenact.morphable import SCALE_SLICE
+
+
+@dataclass(frozen=True)
+class ReenactorConfig:
+    """Tunables of :class:`GeometricReenactor` (the one source of their defaults)."""
+
+    downsample: int = 4  # resolution factor of the smooth extension (push-pull) grid
+    levels: int = 6  # push-pull pyramid levels below the extension grid
+    smooth_passes: int = 2  # 5x5 box blurs of the filled extension (no crease at the head outline)
+    reach_px: int = 64  # displacement fades to exactly zero this far (canvas px) from the head
+    occlusion_tolerance_cm: float = 0.1  # a point may lie this far behind the source z-buffer …
+    occlusion_soft_cm: float = 0.2  # … and is fully hidden this much further behind
+    mouth_soften_px: int = 1  # box-blur radius of the mouth alpha (soft edge into the lips)
+    mouth_from_source: bool = True  # take interior the source photo shows from the photo
+
+
+DEFAULTS = ReenactorConfig()
+NEAR_BLOCK = 4  # cells of the extension grid per cell of the reach dilation grid
+
+
+class GeometricReenactor(torch.nn.Module):
+    """forward(source_canvas (H, W, 3) uint8, source_render (H, W, C) float32,
+    target_render (K, H, W, C) float32, target_params (K, 162) float32) -> (K, H, W, 3) uint8.
+    """
+
+    def __init__(
+        self,
+        downsample: int = DEFAULTS.downsample,
+        levels: int = DEFAULTS.levels,
+        smooth_passes: int = DEFAULTS.smooth_passes,
+        reach_px: int = DEFAULTS.reach_px,
+        occlusion_tolerance_cm: float = DEFAULTS.occlusion_tolerance_cm,
+        occlusion_soft_cm: float = DEFAULTS.occlusion_soft_cm,
+        mouth_soften_px: int = DEFAULTS.mouth_soften_px,
+        mouth_from_source: bool = DEFAULTS.mouth_from_source,
+    ) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.levels = levels
+        self.smooth_passes = smooth_passes
+        self.reach_px = reach_px
+        self.occlusion_tolerance_cm = occlusion_tolerance_cm
+        self.occlusion_soft_cm = occlusion_soft_cm
+        self.mouth_soften_px = mouth_soften_px
+        self.mouth_from_source = mouth_from_source
+        # Channel indices of the renders (TorchScript reads module attributes, not globals).
+        self.src_x = SRC_X
+        self.src_y = SRC_Y
+        self.src_z = SRC_Z
+        self.coverage = COVERAGE
+        self.warp_weight = WARP_WEIGHT
+        self.mouth_r = MOUTH_R
+        self.mouth_b = MOUTH_B
+        self.mouth_alpha = MOUTH_ALPHA
+        self.scale_index = SCALE_SLICE.start
+        self.near_block = NEAR_BLOCK
+
+    @classmethod
+    def from_config(cls, config: ReenactorConfig) -> GeometricReenactor:
+        return cls(
+            downsample=config.downsample,
+            levels=config.levels,
+            smooth_passes=config.smooth_passes,
+            reach_px=config.reach_px,
+            occlusion_tolerance_cm=config.occlusion_tolerance_cm,
+            occlusion_soft_cm=config.occlusion_soft_cm,
+            mouth_soften_px=config.mouth_soften_px,
+            mouth_from_source=config.mouth_from_source,
+        )
+
+    def forward(
+        self,
+        source_canvas: torch.Tensor,
+        source_render: torch.Tensor,
+        target_render: torch.Tensor,
+        target_params: torch.Tensor,
+    ) -> torch.Tensor:
+        k, height, width = target_render.shape[0], target_render.shape[1], target_render.shape[2]
+        f = self.downsample
+        scale = target_params[:, self.scale_index].reshape(k, 1, 1, 1)
+        low = target_render[:, f // 2 :: f, f // 2 :: f].permute(0, 3, 1, 2)  # (K, C, h, w)
+        zbuffer = self._zbuffer(source_render)
+        visible = self._visibility(low, zbuffer, scale, height, width)  # (K, 1, h, w)
+        coverage = low[:, self.coverage : self.coverage + 1]
+        mouth = low[:, self.mouth_alpha : self.mouth_alpha + 1]
+        low_pixels = _pixel_grid(low.shape[2], low.shape[3], low.device) * f + f // 2
+        displacement = (low[:, self.src_x : self.src_y + 1] - low_pixels) * coverage
+        seeds = coverage * visible * (1.0 - mouth)
+        near = self._near(coverage)  # (K, 1, h, w)
+        weight = torch.where(near, seeds, torch.ones_like(seeds))  # far: zero displacement
+        extension = _push_pull(displacement * seeds, weight, self.levels)  # (K, 2, h, w)
+        for _ in range(self.smooth_passes):
+            extension = F.avg_pool2d(extension, 5, stride=1, padding=2, count_include_pad=False)
+
+        out = source_canvas.unsqueeze(0).expand(k, height, width, 3).clone()
+        box = _bounding_box(near.amax(dim=0)[0], 1)
+        if box[0] >= box[1]:
+            return out
+        ly0, ly1, lx0, lx1 = box[0], box[1], box[2], box[3]
+        y0, y1, x0, x1 = ly0 * f, min(ly1 * f, height), lx0 * f, min(lx1 * f, width)
+        shift = _upsample(extension[:, :, ly0:ly1, lx0:lx1], f, y1 - y0, x1 - x0)
+        trusted = _upsample(visible[:, :, ly0:ly1, lx0:lx1], f, y1 - y0, x1 - x0)
+        crop = target_render[:, y0:y1, x0:x1]  # (K, h', w', C) view
+        mouth_box, own = self._mouth_box(mouth, y0, x0, y1 - y0, x1 - x0)
+        my0, my1, mx0, mx1 = mouth_box[0], mouth_box[1], mouth_box[2], mouth_box[3]
+        if my0 < my1:  # sharp visibility where it decides between photo and painted mouth
+            inside = crop[:, my0:my1, mx0:mx1].permute(0, 3, 1, 2)
+            sharp = self._visibility(inside, zbuffer, scale, height, width)
+            interior = (inside[:, self.mouth_alpha : self.mouth_alpha + 1] > 0.0) & own
+            patch = trusted[:, :, my0:my1, mx0:mx1]
+            patch.copy_(torch.where(interior, sharp, patch))
+        grid = self._grid(crop, shift, trusted, y0, x0, height, width)
+        image = source_canvas.permute(2, 0, 1).unsqueeze(0).to(torch.float32)  # (1, 3, H, W)
+        warped = F.grid_sample(
+            image.expand(k, 3, height, width),
+            grid,
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )  # (K, 3, h', w')
+        self._paint_mouth(warped, crop, trusted, mouth_box, own)
+        out[:, y0:y1, x0:x1] = warped.add_(0.5).clamp_(0.0, 255.0).permute(0, 2, 3, 1)
+        return out
+
+    def _zbuffer(self, source_render: torch.Tensor) -> torch.Tensor:
+        """(1, 1, H, W) source depth where drawn, far below any surface elsewhere."""
+        depth = source_render[:, :, self.src_z]
+        drawn = source_render[:, :, self.coverage] > 0.5
+        return torch.where(drawn, depth, torch.full_like(depth, -1.0e6)).unsqueeze(0).unsqueeze(0)
+
+    def _visibility(
+        self,
+        low: torch.Tensor,
+        zbuffer: torch.Tensor,
+        scale: torch.Tensor,
+        height: int,
+        width: int,
+    ) -> torch.Tensor:
+        """(K, 1, h, w) in [0, 1]: 1 where the target's surface point is not hidden in the
+        source render (its source depth is not behind the source z-buffer there).
+        low: (K, C, h, w) render channels at the points to test; zbuffer: (1, 1, H, W)."""
+        k = low.shape[0]
+        grid = _normalised(low[:, self.src_x : self.src_y + 1].permute(0, 2, 3, 1), height, width)
+        seen = F.grid_sample(
+            zbuffer.expand(k, 1, height, width),
+            grid,
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )
+        behind = seen - low[:, self.src_z : self.src_z + 1] - self.occlusion_tolerance_cm * scale
+        return 1.0 - (behind / (self.occlusion_soft_cm * scale)).clamp(0.0, 1.0)
+
+    def _near(self, coverage: torch.Tensor) -> torch.Tensor:
+        """(K, 1, h, w) bool: within about ``reach_px`` of the target's drawn head. Dilated on a
+        grid ``near_block`` times coarser than ``coverage`` (K, 1, h, w): large kernels are slow."""
+        h, w = coverage.shape[2], coverage.shape[3]
+        coarse = F.max_pool2d(coverage, self.near_block, stride=self.near_block, ceil_mode=True)
+        radius = max(1, -(-self.reach_px // (self.downsample * self.near_block)))
+        coarse = F.max_pool2d(coarse, (2 * radius + 1, 1), stride=1, padding=(radius, 0))
+        coarse = F.max_pool2d(coarse, (1, 2 * radius + 1), stride=1, padding=(0, radius))
+        near = F.interpolate(coarse, scale_factor=float(self.near_block), mode="nearest")
+        return near[:, :, :h, :w] > 0.0
+
+    def _grid(
+        self,
+        crop: torch.Tensor,
+        shift: torch.Tensor,
+        visible: torch.Tensor,
+        y0: int,
+        x0: int,
+        height: int,
+        width: int,
+    ) -> torch.Tensor:
+        """(K, h', w', 2) grid_sample grid of the crop at row y0, column x0: the correspondence
+        where trusted, the smooth extension elsewhere. crop: (K, h', w', C) render; shift:
+        (K, 2, h', w') extension displacement; visible: (K, 1, h', w')."""
+        scale, offset = _normaliser(height, width, crop.device)
+        scale, offset = scale.reshape(1, 2, 1, 1), offset.reshape(1, 2, 1, 1)
+        pixels = _pixel_grid(crop.shape[1], crop.shape[2], crop.device)
+        pixels[:, 0] += float(x0)
+        pixels[:, 1] += float(y0)
+        start = torch.addcmul(torch.addcmul(offset, pixels, scale), shift, scale)
+        corr = crop[..., self.src_x : self.src_y + 1].permute(0, 3, 1, 2)
+        end = torch.addcmul(offset, corr, scale)  # (K, 2, h', w')
+        trust = crop[..., self.warp_weight]
+        if self.mouth_from_source:
+            trust = trust + crop[..., self.mouth_alpha]
+        grid = torch.lerp(start, end, trust.unsqueeze(1) * visible)
+        return grid.permute(0, 2, 3, 1)
+
+    def _mouth_box(
+        self, low_mouth: torch.Tensor, y0: int, x0: int, rows: int, cols: int
+    ) -> tuple[list[int], torch.Tensor]:
+        """Where the mouth interior is handled: [row0, row1, col0, col1) in the crop at row y0,
+        column x0 (rows x cols), empty (row0 >= row1) when no target shows interior, and each
+        target's own part of that box, (K, 1, row1 - row0, col1 - col0) bool: the extension-grid
+        cells with interior, grown by two cells (so a result never depends on the other targets
+        of the batch). low_mouth: (K, 1, h, w) mouth alpha on the extension grid."""
+        f = self.downsample
+        own = F.max_pool2d((low_mouth > 0.0).to(torch.float32), 5, stride=1, padding=2)
+        box = _bounding_box(own.amax(dim=0)[0], 0)
+        my0, my1 = max(box[0] * f - y0, 0), min(box[1] * f - y0, rows)
+        mx0, mx1 = max(box[2] * f - x0, 0), min(box[3] * f - x0, cols)
+        if box[0] >= box[1] or my0 >= my1 or mx0 >= mx1:
+            return [0, 0, 0, 0], own[:, :, :0, :0] > 0.0
+        cells = own[:, :, box[0] : box[1], box[2] : box[3]]
+        mask = F.interpolate(cells, scale_factor=float(f), mode="nearest")
+        oy, ox = my0 + y0 - box[0] * f, mx0 + x0 - box[2] * f
+        return [my0, my1, mx0, mx1], mask[:, :, oy : oy + my1 - my0, ox : ox + mx1 - mx0] > 0.0
+
+    def _paint_mouth(
+        self,
+        warped: torch.Tensor,
+        crop: torch.Tensor,
+        visible: torch.Tensor,
+        box: list[int],
+        own: torch.Tensor,
+    ) -> None:
+        """Composite the rendered mouth interior that the source does not show into ``warped``
+        (K, 3, h', w'), in place, over a softened alpha, inside ``box`` and ``own`` (see
+        _mouth_box). crop: (K, h', w', C) render; visible: (K, 1, h', w')."""
+        my0, my1, mx0, mx1 = box[0], box[1], box[2], box[3]
+        if my0 >= my1:
+            return
+        mouth = crop[:, my0:my1, mx0:mx1, self.mouth_r : self.mouth_alpha + 1].permute(0, 3, 1, 2)
+        if self.mouth_from_source:
+            mouth = mouth * (1.0 - visible[:, :, my0:my1, mx0:mx1])
+        mouth = mouth * own
+        r = self.mouth_soften_px
+        if r > 0:
+            mouth = F.avg_pool2d(mouth, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+        region = warped[:, :, my0:my1, mx0:mx1]
+        region.mul_(1.0 - mouth[:, 3:4]).add_(255.0 * mouth[:, 0:3])
+
+
+def _upsample(low: torch.Tensor, factor: int, rows: int, cols: int) -> torch.Tensor:
+    """Bilinear ``factor``x upsampling of (K, D, h, w), cut to (K, D, rows, cols)."""
+    up = F.interpolate(
+        low.contiguous(), scale_factor=float(factor), mode="bilinear", align_corners=False
+    )
+    return up[:, :, :rows, :cols]
+
+
+def _pixel_grid(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """(1, 2, H, W) float32 pixel coordinates x, y (pixel centres at integers)."""
+    ys = torch.arange(height, dtype=torch.float32, device=device)
+    xs = torch.arange(width, dtype=torch.float32, device=device)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y]).unsqueeze(0)
+
+
+def _normaliser(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, offset), each (2,): ``positions * scale + offset`` maps pixel positions x, y
+    (centres at integers) to grid_sample's [-1, 1] units (align_corners=False)."""
+    scale = torch.tensor([2.0 / width, 2.0 / height], device=device)
+    offset = torch.tensor([1.0 / width - 1.0, 1.0 / height - 1.0], device=device)
+    return scale, offset
+
+
+def _normalised(positions: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pixel positions (..., 2) x, y (centres at integers) in grid_sample's units."""
+    scale, offset = _normaliser(height, width, positions.device)
+    return torch.addcmul(offset, positions, scale)
+
+
+def _bounding_box(mask: torch.Tensor, margin: int) -> list[int]:
+    """[row0, row1, col0, col1) of the nonzero cells of a 2D mask grown by ``margin`` cells and
+    clipped to it; row0 >= row1 when the mask is empty."""
+    rows = torch.nonzero(mask.amax(dim=1) > 0).flatten()
+    cols = torch.nonzero(mask.amax(dim=0) > 0).flatten()
+    if rows.numel() == 0:
+        return [0, 0, 0, 0]
+    return [
+        max(int(rows[0]) - margin, 0),
+        min(int(rows[-1]) + 1 + margin, mask.shape[0]),
+        max(int(cols[0]) - margin, 0),
+        min(int(cols[-1]) + 1 + margin, mask.shape[1]),
+    ]
+
+
+def _push_pull(values: torch.Tensor, weight: torch.Tensor, levels: int) -> torch.Tensor:
+    """Fill a sparse field by push-pull. values: (K, D, h, w) premultiplied by weight (K, 1, h, w)
+    in [0, 1]. Returns (K, D, h, w): the data where weight is 1, smooth in between."""
+    pyramid: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for _ in range(levels):
+        pyramid.append((values, weight))
+        values = F.avg_pool2d(values, 2, ceil_mode=True)
+        weight = F.avg_pool2d(weight, 2, ceil_mode=True)
+    filled = values / weight.clamp_min(1e-6)
+    for level in range(levels - 1, -1, -1):
+        values, weight = pyramid[level]
+        coarse = F.interpolate(
+            filled, size=(values.shape[2], values.shape[3]), mode="bilinear", align_corners=False
+        )
+        confidence = weight.clamp(0.0, 1.0)
+        local = values / weight.clamp_min(1e-6)
+        filled = confidence * local + (1.0 - confidence) * coarse
+    return filled

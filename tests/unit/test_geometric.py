@@ -1,0 +1,196 @@
+"""The geometric reenactor: renderer channel layout and the warp, against independent answers."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from reenact.geometric import (
+    COVERAGE,
+    MOUTH_ALPHA,
+    MOUTH_RGB,
+    N_CHANNELS,
+    PNCC,
+    SRC_XY,
+    WARP_WEIGHT,
+    ReenactorRenderer,
+)
+from reenact.morphable import EXPR_SLICE, N_PARAMS, ROT_SLICE, TRANS_SLICE, MorphableModel
+from reenact.reenactor import DEFAULTS, GeometricReenactor
+
+H, W = 512, 384
+
+
+@pytest.fixture(scope="module")
+def model() -> MorphableModel:
+    return MorphableModel.load()
+
+
+@pytest.fixture(scope="module")
+def renderer(model) -> ReenactorRenderer:
+    return ReenactorRenderer(model)
+
+
+@pytest.fixture(scope="module")
+def reenactor() -> GeometricReenactor:
+    return GeometricReenactor().eval()
+
+
+@pytest.fixture(scope="module")
+def canvas() -> np.ndarray:
+    """A smooth, textured (H, W, 3) uint8 picture: bilinear resampling of it is well-defined."""
+    rng = np.random.default_rng(0)
+    noise = cv2.GaussianBlur(rng.uniform(0, 255, (H, W, 3)).astype(np.float32), (0, 0), 3)
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    stripes = 60 * np.sin(xs / 9.0)[..., None] + 50 * np.cos(ys / 13.0)[..., None]
+    image = 128 + 3 * (noise - noise.mean()) + stripes * np.array([1.0, -0.6, 0.4])
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def face_params(model: MorphableModel, yaw_deg: float = 0.0, jaw_open: float = 0.0) -> np.ndarray:
+    """(162,) mean face, face area about 2/3 of the canvas height, head above centre."""
+    params = np.zeros(N_PARAMS, np.float32)
+    params[ROT_SLICE.start + 1] = np.deg2rad(yaw_deg)
+    params[TRANS_SLICE] = (W / 2, 240.0, 0.0)
+    params[-1] = 8.0
+    params[EXPR_SLICE.start + model.expression_names.index("jawOpen")] = jaw_open
+    return params
+
+
+def run(renderer, reenactor, canvas, source, targets):
+    """(K, H, W, 3) uint8 reenactments and the renders."""
+    source_render, target_render = renderer.render(source, targets, H, W)
+    with torch.inference_mode():
+        out = reenactor(
+            torch.from_numpy(canvas),
+            torch.from_numpy(source_render),
+            torch.from_numpy(target_render),
+            torch.from_numpy(np.asarray(targets, np.float32)),
+        )
+    return out.numpy(), source_render, target_render
+
+
+def test_render_channels(model, renderer):
+    source = face_params(model)
+    target = source.copy()
+    target[TRANS_SLICE.start] += 6.25  # 6.25 px right
+    source_render, target_render = renderer.render(source, np.stack([source, target]), H, W)
+    assert source_render.shape == (H, W, N_CHANNELS) and source_render.dtype == np.float32
+    assert target_render.shape == (2, H, W, N_CHANNELS)
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    own = np.stack([xs, ys], axis=-1)
+    drawn = source_render[..., COVERAGE] > 0.5
+    assert drawn.mean() > 0.1
+    # Target == source: the correspondence is the pixel itself (the source projection).
+    np.testing.assert_allclose(target_render[0][drawn][:, SRC_XY], own[drawn], atol=2e-3)
+    np.testing.assert_array_equal(target_render[0], source_render)
+    # Moved 6.25 px right: each pixel of the face lies 6.25 px to the left in the source (the
+    # lower neck is held where the source has it: the head turns and moves on the neck).
+    moved = target_render[1][..., WARP_WEIGHT] > 0.0
+    expected = own[moved] - [6.25, 0.0]
+    np.testing.assert_allclose(target_render[1][moved][:, SRC_XY], expected, atol=2e-3)
+    for channel in (WARP_WEIGHT, MOUTH_ALPHA):
+        values = target_render[..., channel]
+        assert values.min() >= 0.0 and values.max() <= 1.0
+    assert target_render[..., WARP_WEIGHT].max() == pytest.approx(1.0)
+    assert target_render[..., PNCC].min() >= -1e-6 and target_render[..., PNCC].max() <= 1 + 1e-6
+    assert target_render[..., MOUTH_RGB].max() <= 1.0
+
+
+@pytest.mark.parametrize("yaw", [0.0, 35.0])
+@pytest.mark.parametrize("jaw_open", [0.0, 0.6])
+def test_identity_target_returns_the_source(model, renderer, reenactor, canvas, yaw, jaw_open):
+    # The correspondences equal the pixel positions up to float rounding (~1e-4 px) and the
+    # extension is 0 where they are, so every pixel samples its own centre: the photo comes back,
+    # mouth interior included (the source shows it, so it is taken from the source).
+    source = face_params(model, yaw, jaw_open)
+    out, _, _ = run(renderer, reenactor, canvas, source, source[None])
+    diff = np.abs(out[0].astype(int) - canvas.astype(int))
+    assert diff.mean() < 0.05
+    assert np.percentile(diff, 99.9) <= 1
+
+
+def test_far_background_is_unchanged(model, renderer, reenactor, canvas):
+    source = face_params(model)
+    targets = np.stack([face_params(model, 15.0, 1.0), face_params(model, -10.0, 0.5)])
+    out, source_render, target_render = run(renderer, reenactor, canvas, source, targets)
+    assert (out != canvas).any(axis=-1).mean() > 0.05  # it did move things
+    drawn = (target_render[..., COVERAGE] > 0).any(axis=0) | (source_render[..., COVERAGE] > 0)
+    rows, cols = np.nonzero(drawn)
+    margin = DEFAULTS.reach_px + 32  # reach, rounded up to its 16 px dilation grid, + upsampling
+    far = np.ones((H, W), bool)
+    far[
+        max(rows.min() - margin, 0) : rows.max() + margin,
+        max(cols.min() - margin, 0) : cols.max() + margin,
+    ] = False
+    assert far.sum() > 1000
+    np.testing.assert_array_equal(out[:, far], np.broadcast_to(canvas[far], out[:, far].shape))
+
+
+@pytest.mark.parametrize(("shift", "roll_deg"), [((7.3, -4.6), 0.0), ((0.0, 0.0), 9.0)])
+def test_rigid_motion_matches_warp_affine(model, renderer, reenactor, canvas, shift, roll_deg):
+    source = face_params(model)
+    target = source.copy()
+    target[TRANS_SLICE.start : TRANS_SLICE.start + 2] += shift
+    target[ROT_SLICE.start + 2] = np.deg2rad(roll_deg)
+    out, _, target_render = run(renderer, reenactor, canvas, source, target[None])
+    # Image-space map source -> target: p' = A (p - c) + c + shift, c = the head's translation
+    # (rotation centre), A = F Rz F (a roll by -roll in the y-down image).
+    c, s = np.cos(np.deg2rad(roll_deg)), np.sin(np.deg2rad(roll_deg))
+    a = np.array([[c, s], [-s, c]])
+    centre = source[TRANS_SLICE][:2].astype(np.float64)
+    forward = np.hstack([a, (centre - a @ centre + shift)[:, None]])
+    expected = cv2.warpAffine(canvas, forward, (W, H), flags=cv2.INTER_LINEAR)
+    face = target_render[0][..., WARP_WEIGHT] > 0.999
+    face &= target_render[0][..., MOUTH_ALPHA] == 0.0
+    face = cv2.erode(face.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert face.sum() > 4000
+    diff = np.abs(out[0][face].astype(int) - expected[face].astype(int))
+    assert diff.mean() < 0.5  # cv2 rounds its bilinear weights to 1/32
+    assert diff.max() <= 3
+
+
+def test_jaw_open_moves_the_mouth_and_paints_the_interior(model, renderer, reenactor, canvas):
+    source = face_params(model)
+    target = face_params(model, jaw_open=1.0)
+    out, source_render, target_render = run(renderer, reenactor, canvas, source, target[None])
+    alpha = target_render[0][..., MOUTH_ALPHA]
+    interior = cv2.erode((alpha > 0.999).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    interior &= source_render[..., MOUTH_ALPHA] == 0.0
+    assert interior.sum() > 250
+    rows, cols = np.nonzero(interior)
+    box = (slice(rows.min() - 20, rows.max() + 20), slice(cols.min() - 20, cols.max() + 20))
+    moved = np.abs(out[0][box].astype(int) - canvas[box].astype(int)).mean()
+    assert moved > 10
+    painted = 255.0 * target_render[0][interior][:, MOUTH_RGB]
+    close = np.abs(out[0][interior] - painted).max(axis=1) <= 3
+    assert close.mean() > 0.95
+    assert out[0][interior].mean() < canvas[interior].mean() - 20  # a darker cavity
+
+
+def test_batch_equals_single_calls(model, renderer, reenactor, canvas):
+    source = face_params(model)
+    targets = np.stack(
+        [face_params(model, jaw_open=0.8), face_params(model, 20.0), face_params(model, -5.0)]
+    )
+    batch, _, _ = run(renderer, reenactor, canvas, source, targets)
+    for k in range(len(targets)):
+        single, _, _ = run(renderer, reenactor, canvas, source, targets[k : k + 1])
+        assert np.abs(single[0].astype(int) - batch[k].astype(int)).max() <= 1
+
+
+def test_scripted_equals_eager(model, renderer, reenactor, canvas):
+    source = face_params(model, 10.0)
+    targets = np.stack([face_params(model, 25.0, 0.7), face_params(model, 0.0, 0.3)])
+    eager, source_render, target_render = run(renderer, reenactor, canvas, source, targets)
+    scripted = torch.jit.script(GeometricReenactor())
+    with torch.inference_mode():
+        out = scripted(
+            torch.from_numpy(canvas),
+            torch.from_numpy(source_render),
+            torch.from_numpy(target_render),
+            torch.from_numpy(targets),
+        )
+    np.testing.assert_array_equal(out.numpy(), eager)
