@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 import pnccrender
 from reenact.head_render import PIXEL_CENTRE
@@ -83,28 +84,17 @@ JAW = tuple(range(17))
 BROWS = tuple(range(17, 27))
 
 
-def _incidence(triangles: np.ndarray, n_vertices: int) -> np.ndarray:
-    """(N, D) int32: the triangles around each vertex, padded with T (an index past the last
-    triangle, for a zero row). triangles: (T, 3)."""
-    index = triangles.ravel()
-    order = np.argsort(index, kind="stable")
-    counts = np.bincount(index, minlength=n_vertices)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.arange(index.size) - np.repeat(starts, counts)
-    table = np.full((n_vertices, max(int(counts.max()), 1)), triangles.shape[0], np.int32)
-    table[index[order], rank] = order // 3
-    return table
-
-
-def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray, incidence: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (N, 3) float32 of vertices (N, 3), triangles (T, 3);
-    incidence: :func:`_incidence` of the triangles."""
-    corners = vertices[triangles]  # (T, 3, 3)
-    face = np.zeros((triangles.shape[0] + 1, 3), np.float32)  # the last row: padding
-    face[:-1] = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = face[incidence].sum(axis=1)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return normals / np.maximum(length, 1e-12)
+def _vertex_normals(v: torch.Tensor, corners: list[torch.Tensor]) -> torch.Tensor:
+    """Area-weighted unit vertex normals (N, 3) float32 of vertices (N, 3) float32; corners: the
+    three columns of the (T, 3) triangles as int64 tensors."""
+    v0 = v.index_select(0, corners[0])
+    face = torch.linalg.cross(
+        v.index_select(0, corners[1]) - v0, v.index_select(0, corners[2]) - v0
+    )
+    normals = torch.zeros_like(v)
+    for column in corners:
+        normals.index_add_(0, column, face)
+    return torch.nn.functional.normalize(normals, dim=1, eps=1e-12)
 
 
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -156,21 +146,30 @@ class ReenactorRenderer:
         remap = np.full(model.n_vertices, -1, np.int64)
         remap[used] = np.arange(used.size)
         self.triangles = np.ascontiguousarray(remap[model.triangles[drawn]], np.int32)
-        self._neutral = model.neutral[used].reshape(1, -1)
-        self._identity_basis = model.identity_basis[:, used].reshape(model.n_identity, -1)
-        self._expression_basis = model.expression_basis[:, used].reshape(model.n_expression, -1)
+        self._neutral = torch.from_numpy(model.neutral[used].reshape(1, -1).astype(np.float32))
+        self._identity_basis = torch.from_numpy(
+            model.identity_basis[:, used].reshape(model.n_identity, -1).astype(np.float32)
+        )
+        self._expression_basis = torch.from_numpy(
+            model.expression_basis[:, used].reshape(model.n_expression, -1).astype(np.float32)
+        )
         self._classify(model, used)
         self._static_weight = self._front_face_weight(model, used)
-        self._incidence = _incidence(self.triangles, used.size)
+        self._corners = [torch.from_numpy(c.astype(np.int64)) for c in self.triangles.T]
         assert not self.is_eye[self._mouth_start :].any()
         self._eye_index = np.flatnonzero(self.is_eye)  # all before the mouth slice
-        self._identity_cache: tuple[bytes, np.ndarray] | None = None
+        self._identity_cache: tuple[bytes, torch.Tensor] | None = None
+        self._attribute_buffer = np.empty((0, used.size, N_CHANNELS), np.float32)
         chin_y = float(model.neutral[model.landmarks_68[8], 1])
         self._follow = _smoothstep(
             model.neutral[used, 1],
             chin_y - self.config.neck_still_cm,
             chin_y - self.config.neck_follow_cm,
         )[None, :, None].astype(np.float32)  # (1, N, 1): 1 on the head, 0 down the neck
+        self._follow = torch.from_numpy(self._follow)
+        d = self.config.downscale
+        self._raster_scale = torch.tensor([1.0 / d, 1.0 / d, 1.0])
+        self._raster_offset = torch.tensor([PIXEL_CENTRE / d, PIXEL_CENTRE / d, 0.0])
         self._cavity_front_z = float(model.neutral[self._vertices_of(model, ("M_Teeth",)), 2].max())
 
     def _drawn_triangles(self, model: MorphableModel) -> np.ndarray:
@@ -234,18 +233,24 @@ class ReenactorRenderer:
 
     def shape(self, params: np.ndarray) -> np.ndarray:
         """Model-space vertices (B, N, 3) float32 cm of the decoded vertices. params: (B, 162)."""
+        return self._shape(params).numpy()
+
+    def _shape(self, params: np.ndarray) -> torch.Tensor:
+        """:meth:`shape` as a tensor. torch, not numpy: OpenBLAS's worker threads keep spinning
+        after a numpy matmul and would slow down the rasterizer's threads that follow."""
         identity = params[:, ID_SLICE]
         if np.all(identity == identity[:1]):  # one person: its neutral face once (and cached)
             key = identity[0].tobytes()
             if self._identity_cache is None or self._identity_cache[0] != key:
-                base = self._neutral + identity[:1] @ self._identity_basis
-                self._identity_cache = (key, base)
+                offset = torch.from_numpy(identity[:1].copy()) @ self._identity_basis
+                self._identity_cache = (key, offset.add_(self._neutral))
             base = self._identity_cache[1]
         else:
-            base = self._neutral + identity @ self._identity_basis
-        flat = params[:, EXPR_SLICE] @ self._expression_basis
-        flat += base
-        return flat.reshape(params.shape[0], -1, 3)
+            base = torch.addmm(
+                self._neutral, torch.from_numpy(identity.copy()), self._identity_basis
+            )
+        expression = torch.from_numpy(np.ascontiguousarray(params[:, EXPR_SLICE]))
+        return torch.addmm(base, expression, self._expression_basis).reshape(params.shape[0], -1, 3)
 
     def render(
         self,
@@ -265,28 +270,30 @@ class ReenactorRenderer:
         if targets.ndim != 2 or targets.shape[1] != N_PARAMS:
             raise ValueError(f"target_params must be (K, {N_PARAMS}), got {targets.shape}")
         params = np.concatenate([source, targets])
-        model_space = self.shape(params)
+        shape = self._shape(params)  # (B, N, 3)
         rot = params[:, ROT_SLICE]
         rotation = rotation_matrix(rot[:, 0], rot[:, 1], rot[:, 2])  # (B, 3, 3)
         scale = params[:, SCALE_SLICE]  # (B, 1)
         linear = scale[:, :, None] * FLIP_Y[:, None] * rotation  # (B, 3, 3): s F R
-        image = model_space @ linear.transpose(0, 2, 1)
-        image += params[:, None, TRANS_SLICE]
-        image[:, self.is_iris, 2] += self.config.iris_depth_bias_cm * scale
+        # (B, N, 3) canvas pixels, in torch: numpy is slow at broadcasting over a last axis of 3.
+        image = torch.baddbmm(
+            torch.from_numpy(np.ascontiguousarray(params[:, None, TRANS_SLICE])),
+            shape,
+            torch.from_numpy(np.ascontiguousarray(linear.transpose(0, 2, 1))),
+        )
+        image.numpy()[:, self.is_iris, 2] += self.config.iris_depth_bias_cm * scale
         # The head turns on the neck: the lower neck of a target stays where the source has it.
-        image[1:] -= image[:1]
-        image[1:] *= self._follow
-        image[1:] += image[:1]
-        normals = _vertex_normals(model_space[0], self.triangles, self._incidence)  # source's
-        facing = rotation[:, 2, :] @ normals.T  # (B, N) normal z in each view
-        attributes = self._attributes(image, facing, model_space)
-        d = self.config.downscale
+        image[1:] = torch.lerp(image[:1], image[1:], self._follow)
+        normals = _vertex_normals(shape[0], self._corners)  # the source's, (N, 3)
+        facing = torch.from_numpy(rotation[:, 2, :]) @ normals.T  # (B, N) normal z in each view
         # Canvas pixel x (centres at integers) lies at (x + 0.5) / d on the render, whose pixel
         # centres pnccrender samples at +0.5.
-        image *= np.array([1.0 / d, 1.0 / d, 1.0], np.float32)
-        image += np.array([PIXEL_CENTRE / d, PIXEL_CENTRE / d, 0.0], np.float32)
+        vertices = torch.addcmul(self._raster_offset, image, self._raster_scale)
+        # Single-threaded numpy last, so torch's worker threads are idle when pnccrender starts.
+        attributes = self._attributes(image, facing.numpy(), shape.numpy())
+        d = self.config.downscale
         result = pnccrender.render(
-            image,
+            vertices.numpy(),
             self.triangles,
             attributes,
             -(-height // d),
@@ -296,27 +303,33 @@ class ReenactorRenderer:
         return result.image[0], result.image[1:]
 
     def _attributes(
-        self, image: np.ndarray, facing: np.ndarray, model_space: np.ndarray
+        self, image: torch.Tensor, facing: np.ndarray, model_space: np.ndarray
     ) -> np.ndarray:
         """(B, N, C) float32 per-vertex attributes. image: (B, N, 3) canvas pixels; facing:
-        (B, N) normal z in each view; model_space: (B, N, 3) cm."""
+        (B, N) normal z in each view; model_space: (B, N, 3) cm.
+
+        Written into a buffer kept between calls (not thread-safe): the channels that never
+        change (COVERAGE, the mouth channels off the mouth, MOUTH_ALPHA) are set once per B.
+        """
         cfg = self.config
         b, n = facing.shape
         m = self._mouth_start
-        out = np.empty((b, n, N_CHANNELS), np.float32)
-        out[:, :, SRC_X : SRC_Z + 1] = image[0]
-        out[:, :, COVERAGE] = 1.0
+        out = self._attribute_buffer
+        if out.shape[0] != b:
+            out = np.zeros((b, n, N_CHANNELS), np.float32)
+            out[:, :, COVERAGE] = 1.0
+            out[:, m:, MOUTH_ALPHA] = 1.0
+            self._attribute_buffer = out
+        torch.from_numpy(out)[:, :, SRC_X : SRC_Z + 1] = image[0]
         grazing = _smoothstep(facing[:, :m], cfg.grazing_low, cfg.grazing_high)
-        weight = out[:, :m, WARP_WEIGHT]
-        np.multiply(grazing, grazing[:1], out=weight)
-        weight *= self._static_weight[:m]
+        grazing *= grazing[:1]
+        grazing *= self._static_weight[:m]
         eye = self._eye_index
-        weight[:, eye] = self._static_weight[eye]
-        out[:, m:, WARP_WEIGHT] = 0.0  # the mouth interior (its static weight is 0)
+        grazing[:, eye] = self._static_weight[eye]
+        out[:, :m, WARP_WEIGHT] = grazing  # 0 on the mouth interior (set once)
         depth_behind = np.maximum(self._cavity_front_z - model_space[:, m:, 2], 0.0)
         light = cfg.ambient + (1.0 - cfg.ambient) * np.clip(facing[:, m:], 0.0, 1.0)
         shade = light * np.exp(-depth_behind / cfg.cavity_falloff_cm)
-        out[:, :m, MOUTH_R : MOUTH_ALPHA + 1] = 0.0
-        out[:, m:, MOUTH_RGB] = self._mouth_colour[m:] * shade[:, :, None]
-        out[:, m:, MOUTH_ALPHA] = 1.0
+        for channel in range(3):
+            np.multiply(self._mouth_colour[m:, channel], shade, out=out[:, m:, MOUTH_R + channel])
         return out

@@ -1,13 +1,18 @@
 """face_reenactment's work around the networks: read the options of a request, make the K target
 parameter sets, and turn the K reenacted canvases into encoded images (optionally pasted back into
-the original photo). The Triton model (model_repository/face_reenactment) only wires these to
-its tensors and to the BLS calls of face_mesh and reenactor.
+the original photo). :class:`Reenactment` runs one request with the two networks passed in; the
+Triton model (model_repository/face_reenactment) passes BLS calls of mesh_predictor and
+reenactor, :mod:`reenact.pipeline` passes the TorchScript modules themselves.
+
+Decoding and face detection run in this process rather than through face_preprocess: Triton
+2.51's BLS hands every callee error to the caller as INTERNAL, so a photo without a face must be
+refused here to reach the client as INVALID_ARG.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +21,12 @@ import cv2
 import numpy as np
 
 from reenact import face_geometry
-from reenact.emotions import EmotionCatalogue
+from reenact.emotions import EmotionCatalogue, load_catalogue
 from reenact.errors import RequestError
-from reenact.morphable import EXPR_SLICE, ID_SLICE, N_EXPRESSION, ROT_SLICE
+from reenact.geometric import ReenactorRenderer
+from reenact.morphable import EXPR_SLICE, ID_SLICE, N_EXPRESSION, ROT_SLICE, MorphableModel
+from reenact.postprocess import PostprocessConfig, postprocess
+from reenact.preprocess import FacePreprocessor
 from reenact.templates import TemplateDatabase, facs_database
 
 OUTPUT_FORMATS = ("jpeg", "png")
@@ -247,3 +255,73 @@ def paste_back(
         face = cv2.warpAffine(image, to_image, borderMode=cv2.BORDER_REPLICATE, **warp)
         out[k] = np.rint(photo + alpha * (face.astype(np.float32) - photo)).astype(np.uint8)
     return out
+
+
+PredictMesh = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, float]]
+"""landmark crop (1, 192, 192, 3) uint8 → crop params (162,), crop landmarks (468, 3), presence."""
+Reenact = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""canvas, source render, target render, target params → (K, H, W, 3) uint8 (reenactor contract)."""
+
+
+@dataclass(frozen=True)
+class ReenactmentOutput:
+    images: list[bytes]
+    names: tuple[str, ...]
+    target_params: np.ndarray  # (K, 162) float32, canvas pixels
+    source_params: np.ndarray  # (162,) float32, canvas pixels
+    face_box: np.ndarray  # (4,) float32
+
+
+class Reenactment:
+    """One request of face_reenactment, with the two networks passed in: served models through
+    BLS inside Triton, or TorchScript modules in-process (tests, benchmarks)."""
+
+    def __init__(
+        self,
+        config: ReenactmentConfig,
+        model: MorphableModel,
+        predict_mesh: PredictMesh,
+        reenact: Reenact,
+    ) -> None:
+        catalogue = load_catalogue(model.expression_names)
+        self.config = config
+        self.options = OptionParser(config, catalogue)
+        self.templates = load_templates(config, catalogue)
+        self.preprocess = FacePreprocessor()
+        self.postprocess = PostprocessConfig()
+        self.renderer = ReenactorRenderer(model)
+        self.encoder = ImageEncoder(config)
+        self.predict_mesh = predict_mesh
+        self.reenact = reenact
+
+    def __call__(self, data: bytes, options: ReenactOptions) -> ReenactmentOutput:
+        """Raises RequestError for a photo or options the service cannot use."""
+        pre = self.preprocess(data)
+        crop_params, crop_landmarks, presence = self.predict_mesh(pre.landmark_crop[None])
+        source = postprocess(
+            crop_params,
+            crop_landmarks,
+            presence,
+            pre.crop_to_image,
+            pre.image_to_canvas,
+            self.postprocess,
+        ).source_params
+        expressions = options.expressions
+        if expressions is None:
+            expressions = self.templates.lookup(
+                identity_of(source), options.names, self.config.neighbours
+            )
+        targets = target_params(source, expressions, options.intensity, options.head_pose_deg)
+        source_render, target_render = self.renderer.render(source, targets, *pre.canvas.shape[:2])
+        reenacted = self.reenact(pre.canvas, source_render, target_render, targets)
+        if options.paste_back:
+            reenacted = paste_back(
+                pre.image, pre.canvas, reenacted, pre.image_to_canvas, self.config
+            )
+        return ReenactmentOutput(
+            images=self.encoder.encode(list(reenacted), options.output_format),
+            names=options.names,
+            target_params=targets,
+            source_params=source,
+            face_box=pre.face_box,
+        )

@@ -15,6 +15,7 @@ from reenact.correspondence import Correspondence, inter_ocular
 from reenact.emotions import load_catalogue
 from reenact.landmarks.detection import FaceLandmarker
 from reenact.morphable import EXPR_SLICE, ROT_SLICE, MorphableModel
+from reenact.pipeline import local_reenactment
 from tests import images
 
 pytestmark = pytest.mark.e2e
@@ -203,3 +204,13 @@ def test_photo_without_a_face_is_invalid_arg(client):
         client.reenact(images.encode(skimage.data.coffee(), "JPEG"))
     assert info.value.status in ("StatusCode.INVALID_ARGUMENT", "400")
     assert "no face found" in str(info.value)
+
+
+def test_served_result_equals_the_in_process_pipeline(default_result):
+    local = local_reenactment()
+    out = local(PHOTO, local.options.parse())
+    assert list(out.names) == default_result.emotions
+    np.testing.assert_allclose(out.target_params, default_result.target_params, atol=5e-3)
+    for mine, served in zip(out.images, default_result.images, strict=True):
+        diff = np.abs(decode(mine).astype(int) - decode(served).astype(int))
+        assert diff.mean() < 0.5  # thread counts differ: a few pixels of float rounding

@@ -12,15 +12,25 @@ from reenact.geometric import (
     MOUTH_ALPHA,
     MOUTH_RGB,
     N_CHANNELS,
-    PNCC,
     SRC_XY,
     WARP_WEIGHT,
     ReenactorRenderer,
+    RendererConfig,
 )
 from reenact.morphable import EXPR_SLICE, N_PARAMS, ROT_SLICE, TRANS_SLICE, MorphableModel
 from reenact.reenactor import DEFAULTS, GeometricReenactor
 
 H, W = 512, 384
+D = RendererConfig().downscale  # canvas pixels per render pixel
+h, w = H // D, W // D  # the render size
+
+
+def to_canvas(render: np.ndarray) -> np.ndarray:
+    """(h, w, ...) render values bilinearly upsampled to the (H, W, ...) canvas, as the
+    reenactor does (``F.interpolate(..., align_corners=False)`` is cv2's INTER_LINEAR)."""
+    return cv2.resize(
+        np.ascontiguousarray(render, np.float32), (W, H), interpolation=cv2.INTER_LINEAR
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,26 +87,47 @@ def test_render_channels(model, renderer):
     target = source.copy()
     target[TRANS_SLICE.start] += 6.25  # 6.25 px right
     source_render, target_render = renderer.render(source, np.stack([source, target]), H, W)
-    assert source_render.shape == (H, W, N_CHANNELS) and source_render.dtype == np.float32
-    assert target_render.shape == (2, H, W, N_CHANNELS)
-    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    assert source_render.shape == (h, w, N_CHANNELS) and source_render.dtype == np.float32
+    assert target_render.shape == (2, h, w, N_CHANNELS)
+    # Render pixel (i, j) samples the canvas at (D j + (D - 1) / 2, D i + (D - 1) / 2).
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32) * D + (D - 1) / 2
     own = np.stack([xs, ys], axis=-1)
     drawn = source_render[..., COVERAGE] > 0.5
     assert drawn.mean() > 0.1
-    # Target == source: the correspondence is the pixel itself (the source projection).
-    np.testing.assert_allclose(target_render[0][drawn][:, SRC_XY], own[drawn], atol=2e-3)
+    # Target == source: the correspondence is the pixel itself (the source projection), up to
+    # the rasterizer's snapping of vertices to 1/256 of a render pixel.
+    snap = D / 256
+    np.testing.assert_allclose(target_render[0][drawn][:, SRC_XY], own[drawn], atol=snap)
     np.testing.assert_array_equal(target_render[0], source_render)
     # Moved 6.25 px right: each pixel of the face lies 6.25 px to the left in the source (the
     # lower neck is held where the source has it: the head turns and moves on the neck).
     moved = target_render[1][..., WARP_WEIGHT] > 0.0
     expected = own[moved] - [6.25, 0.0]
-    np.testing.assert_allclose(target_render[1][moved][:, SRC_XY], expected, atol=2e-3)
+    np.testing.assert_allclose(target_render[1][moved][:, SRC_XY], expected, atol=snap)
     for channel in (WARP_WEIGHT, MOUTH_ALPHA):
         values = target_render[..., channel]
         assert values.min() >= 0.0 and values.max() <= 1.0
     assert target_render[..., WARP_WEIGHT].max() == pytest.approx(1.0)
-    assert target_render[..., PNCC].min() >= -1e-6 and target_render[..., PNCC].max() <= 1 + 1e-6
-    assert target_render[..., MOUTH_RGB].max() <= 1.0
+    assert target_render[..., MOUTH_RGB].min() >= 0.0 and target_render[..., MOUTH_RGB].max() <= 1.0
+
+
+def test_render_downscale_samples_the_full_resolution_render(model):
+    # The reduced render is the full one sampled at its own grid: on the front face (weight 1,
+    # away from edges) the correspondence of the full render, interpolated at the canvas point
+    # a render pixel stands for, is the reduced render's.
+    source = face_params(model, 10.0)
+    target = face_params(model, -15.0, 0.5)
+    full = ReenactorRenderer(model, RendererConfig(downscale=1)).render(source, target[None])[1][0]
+    reduced = ReenactorRenderer(model).render(source, target[None])[1][0]
+    assert full.shape == (H, W, N_CHANNELS) and reduced.shape == (h, w, N_CHANNELS)
+    face = cv2.erode((full[..., WARP_WEIGHT] > 0.999).astype(np.uint8), np.ones((5, 5), np.uint8))
+    face = cv2.resize(face, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    face &= reduced[..., WARP_WEIGHT] > 0.999
+    assert face.sum() > 1000
+    sampled = cv2.resize(full[..., SRC_XY], (w, h), interpolation=cv2.INTER_LINEAR)  # 2x2 means
+    error = np.abs(reduced[face][:, SRC_XY] - sampled[face]).max(axis=1)
+    assert np.percentile(error, 99) < 0.05  # the mean of 2x2 samples of a piecewise-linear map
+    assert error.max() < 0.25  # … bends at the triangle edges
 
 
 @pytest.mark.parametrize("yaw", [0.0, 35.0])
@@ -118,7 +149,7 @@ def test_far_background_is_unchanged(model, renderer, reenactor, canvas):
     out, source_render, target_render = run(renderer, reenactor, canvas, source, targets)
     assert (out != canvas).any(axis=-1).mean() > 0.05  # it did move things
     drawn = (target_render[..., COVERAGE] > 0).any(axis=0) | (source_render[..., COVERAGE] > 0)
-    rows, cols = np.nonzero(drawn)
+    rows, cols = np.nonzero(to_canvas(drawn.astype(np.float32)) > 0)
     margin = DEFAULTS.reach_px + 32  # reach, rounded up to its 16 px dilation grid, + upsampling
     far = np.ones((H, W), bool)
     far[
@@ -143,8 +174,8 @@ def test_rigid_motion_matches_warp_affine(model, renderer, reenactor, canvas, sh
     centre = source[TRANS_SLICE][:2].astype(np.float64)
     forward = np.hstack([a, (centre - a @ centre + shift)[:, None]])
     expected = cv2.warpAffine(canvas, forward, (W, H), flags=cv2.INTER_LINEAR)
-    face = target_render[0][..., WARP_WEIGHT] > 0.999
-    face &= target_render[0][..., MOUTH_ALPHA] == 0.0
+    face = to_canvas(target_render[0][..., WARP_WEIGHT]) > 0.999
+    face &= to_canvas(target_render[0][..., MOUTH_ALPHA]) == 0.0
     face = cv2.erode(face.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     assert face.sum() > 4000
     diff = np.abs(out[0][face].astype(int) - expected[face].astype(int))
@@ -156,15 +187,15 @@ def test_jaw_open_moves_the_mouth_and_paints_the_interior(model, renderer, reena
     source = face_params(model)
     target = face_params(model, jaw_open=1.0)
     out, source_render, target_render = run(renderer, reenactor, canvas, source, target[None])
-    alpha = target_render[0][..., MOUTH_ALPHA]
+    alpha = to_canvas(target_render[0][..., MOUTH_ALPHA])
     interior = cv2.erode((alpha > 0.999).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    interior &= source_render[..., MOUTH_ALPHA] == 0.0
+    interior &= to_canvas(source_render[..., MOUTH_ALPHA]) == 0.0
     assert interior.sum() > 250
     rows, cols = np.nonzero(interior)
     box = (slice(rows.min() - 20, rows.max() + 20), slice(cols.min() - 20, cols.max() + 20))
     moved = np.abs(out[0][box].astype(int) - canvas[box].astype(int)).mean()
     assert moved > 10
-    painted = 255.0 * target_render[0][interior][:, MOUTH_RGB]
+    painted = 255.0 * to_canvas(target_render[0][..., MOUTH_RGB])[interior]
     close = np.abs(out[0][interior] - painted).max(axis=1) <= 3
     assert close.mean() > 0.95
     assert out[0][interior].mean() < canvas[interior].mean() - 20  # a darker cavity
