@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import skimage.data
 import tritonclient.grpc as grpcclient
-import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from reenact.pipeline import FaceMeshPipeline, as_arrays
@@ -23,15 +22,6 @@ OUTPUTS = ("SOURCE_PARAMS", "IMAGE_PARAMS", "IMAGE_LANDMARKS", "CONFIDENCE", "FA
 @pytest.fixture(scope="module")
 def pipeline():
     return FaceMeshPipeline()
-
-
-@pytest.fixture(params=["grpc", "http"])
-def client(request, triton_server):
-    module = grpcclient if request.param == "grpc" else httpclient
-    url = triton_server.grpc_url if request.param == "grpc" else triton_server.http_url
-    conn = module.InferenceServerClient(url)
-    yield module, conn
-    conn.close()
 
 
 def face_mesh(client, data: bytes):

@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
-import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
@@ -26,15 +25,6 @@ MODEL = "face_preprocess"
 # per-pixel differences for JPEG, exact equality for the lossless formats.
 JPEG_MEAN_TOL = 1.0
 JPEG_MAX_TOL = 12
-
-
-@pytest.fixture(params=["grpc", "http"])
-def client(request, triton_server):
-    module = grpcclient if request.param == "grpc" else httpclient
-    url = triton_server.grpc_url if request.param == "grpc" else triton_server.http_url
-    conn = module.InferenceServerClient(url)
-    yield module, conn
-    conn.close()
 
 
 def infer(client, data: bytes, face_index: int | None = None):
