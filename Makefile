@@ -42,7 +42,7 @@ $(MEDIAPIPE) &: $(STAMP)/deps export/extract_mediapipe.py export/convert_mediapi
 $(MESH_PREDICTOR): $(MEDIAPIPE) export/build_mesh_predictor.py reenact/mesh_predictor.py reenact/fit.py reenact/morphable.py reenact/morphable_torch.py reenact/landmarks/facemesh.py reenact/data/facemesh_ict_correspondence.json
 	$(PY) export/build_mesh_predictor.py
 
-$(REENACTOR): $(STAMP)/deps export/build_reenactor.py reenact/reenactor.py
+$(REENACTOR): $(STAMP)/deps export/build_reenactor.py reenact/reenactor.py reenact/geometric.py
 	$(PY) export/build_reenactor.py
 
 test: setup

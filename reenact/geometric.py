@@ -29,7 +29,10 @@ index  name            meaning
                        front face and the eyes, fading to 0 towards grazing angles (in the
                        source or the target pose) and the face border; 0 on the head, neck
                        and back of the head and on the mouth interior
-5..7   MOUTH_RGB       shaded mouth-interior colour in [0, 1], premultiplied by MOUTH_ALPHA
+5..7   TEETH_SHADE,    the light on the mouth interior in [0, 1], one channel per material
+       GUMS_SHADE,     (teeth; gums and tongue; the mouth socket), 0 on the others and off
+       CAVITY_SHADE    the mouth: the reenactor multiplies them by the material colours
+                       (the teeth's taken from the photo when it shows them) and adds them up
 8      MOUTH_ALPHA     1 on the mouth interior (teeth, gums, tongue, cavity), 0 elsewhere;
                        interpolation gives a soft ramp into the lips
 =====  ==============  ===================================================================
@@ -64,10 +67,11 @@ from reenact.morphable import (
 from reenact.pncc import FACE_VERTEX_COUNT
 
 SRC_X, SRC_Y, SRC_Z, COVERAGE, WARP_WEIGHT = 0, 1, 2, 3, 4
-MOUTH_R, MOUTH_G, MOUTH_B, MOUTH_ALPHA = 5, 6, 7, 8
+TEETH_SHADE, GUMS_SHADE, CAVITY_SHADE, MOUTH_ALPHA = 5, 6, 7, 8
 N_CHANNELS = 9
 SRC_XY = slice(SRC_X, SRC_Y + 1)
-MOUTH_RGB = slice(MOUTH_R, MOUTH_B + 1)
+MOUTH_SHADES = slice(TEETH_SHADE, CAVITY_SHADE + 1)  # in the order of MOUTH_MATERIAL_ORDER
+MOUTH_MATERIAL_ORDER = ("teeth", "gums", "cavity")
 
 # Vertex ranges of the ICT model (shared/assets/ict-facekit/README.md), half-open.
 HEAD_NECK = range(9409, 11248)
@@ -106,7 +110,9 @@ def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 class RendererConfig:
     """Tunables of :class:`ReenactorRenderer` (the one source of their defaults).
 
-    Distances in centimetres of the model, colours RGB in [0, 1].
+    Distances in centimetres of the model. The mouth interior's shade is the light at the camera
+    (ambient share + the rest times the normal's z) falling off exponentially with the depth
+    behind the front teeth; the teeth, lit from the front, keep more of it.
     """
 
     grazing_low: float = 0.2  # |normal.z| in a view at which the warp weight reaches 0 …
@@ -118,11 +124,10 @@ class RendererConfig:
     neck_still_cm: float = 7.0  # neck this far below the chin stays where the source has it …
     neck_follow_cm: float = 1.5  # … and from this far below the chin up it moves with the head
     iris_depth_bias_cm: float = 0.1  # draws the iris in front of the closed sclera shell
-    teeth_rgb: tuple[float, float, float] = (0.96, 0.89, 0.76)
-    gums_rgb: tuple[float, float, float] = (0.62, 0.30, 0.30)
-    cavity_rgb: tuple[float, float, float] = (0.50, 0.24, 0.22)
-    ambient: float = 0.55  # mouth shading: ambient share of the light at the camera
-    cavity_falloff_cm: float = 4.0  # mouth shading: light falls by 1/e per this depth behind
+    ambient: float = 0.55  # mouth shading: ambient share of the light at the camera …
+    teeth_ambient: float = 0.85  # … and on the teeth
+    cavity_falloff_cm: float = 4.0  # mouth shading: light falls by 1/e per this depth behind …
+    teeth_falloff_cm: float = 12.0  # … and on the teeth
     downscale: int = 2  # render at 1 / downscale of the canvas size (module docstring)
     num_threads: int | None = None  # pnccrender threads (None: one per hardware thread)
 
@@ -203,10 +208,13 @@ class ReenactorRenderer:
         self.is_gums = np.isin(used, self._vertices_of(model, ("M_GumsTongue",)))
         self.is_mouth = socket | self.is_teeth | self.is_gums
         self.is_face = used < FACE_VERTEX_COUNT
-        self._mouth_colour = np.zeros((used.size, 3), np.float32)
-        self._mouth_colour[socket] = self.config.cavity_rgb
-        self._mouth_colour[self.is_gums] = self.config.gums_rgb
-        self._mouth_colour[self.is_teeth] = self.config.teeth_rgb
+        # one-hot material of each mouth vertex, columns in MOUTH_MATERIAL_ORDER (teeth and gums
+        # win over the socket where ICT's ranges overlap)
+        material = np.zeros((used.size, 3), np.float32)
+        material[socket, 2] = 1.0
+        material[self.is_gums] = (0.0, 1.0, 0.0)
+        material[self.is_teeth] = (1.0, 0.0, 0.0)
+        self._mouth_material = material
 
     def _front_face_weight(self, model: MorphableModel, used: np.ndarray) -> np.ndarray:
         """(N,) float32 static warp weight: 1 well inside the front-face outline (jaw line and
@@ -328,8 +336,12 @@ class ReenactorRenderer:
         grazing[:, eye] = self._static_weight[eye]
         out[:, :m, WARP_WEIGHT] = grazing  # 0 on the mouth interior (set once)
         depth_behind = np.maximum(self._cavity_front_z - model_space[:, m:, 2], 0.0)
-        light = cfg.ambient + (1.0 - cfg.ambient) * np.clip(facing[:, m:], 0.0, 1.0)
-        shade = light * np.exp(-depth_behind / cfg.cavity_falloff_cm)
+        lit = np.clip(facing[:, m:], 0.0, 1.0)
+        material = self._mouth_material[m:]
+        teeth = material[:, 0] > 0.0
+        ambient = np.where(teeth, cfg.teeth_ambient, cfg.ambient)
+        falloff = np.where(teeth, cfg.teeth_falloff_cm, cfg.cavity_falloff_cm)
+        shade = (ambient + (1.0 - ambient) * lit) * np.exp(-depth_behind / falloff)
         for channel in range(3):
-            np.multiply(self._mouth_colour[m:, channel], shade, out=out[:, m:, MOUTH_R + channel])
+            np.multiply(material[:, channel], shade, out=out[:, m:, TEETH_SHADE + channel])
         return out

@@ -22,7 +22,9 @@ in one batch:
 4. around the mouth interior the render channels are upsampled to the canvas first, and there,
    pixel by pixel, newly visible interior (not visible in the source) is composited with its
    rendered shading over a softened alpha; interior that the source photo shows is taken from
-   the photo;
+   the photo. The painted teeth take the colour of the person's own teeth where the source
+   photo shows them (the bright, unsaturated pixels under the source's rendered teeth), and a
+   default colour otherwise;
 5. outside the box of the moving region the source is copied unchanged; inside it, zero
    displacement samples pixel centres exactly, so far background equals the source.
 
@@ -41,11 +43,10 @@ import torch.nn.functional as F
 from reenact.geometric import (
     COVERAGE,
     MOUTH_ALPHA,
-    MOUTH_B,
-    MOUTH_R,
     SRC_X,
     SRC_Y,
     SRC_Z,
+    TEETH_SHADE,
     WARP_WEIGHT,
 )
 from reenact.morphable import SCALE_SLICE
@@ -61,8 +62,16 @@ class ReenactorConfig:
     reach_px: int = 64  # displacement fades to exactly zero this far (canvas px) from the head
     occlusion_tolerance_cm: float = 0.1  # a point may lie this far behind the source z-buffer …
     occlusion_soft_cm: float = 0.2  # … and is fully hidden this much further behind
-    mouth_soften_px: int = 1  # box-blur radius (canvas px) of the mouth alpha (soft edge)
+    mouth_soften_px: int = 2  # box-blur radius (canvas px) of the mouth alpha (soft edge)
     mouth_from_source: bool = True  # take interior the source photo shows from the photo
+    # painted mouth interior: RGB in [0, 1] of the teeth, the gums and tongue, the mouth socket
+    teeth_rgb: tuple[float, float, float] = (0.93, 0.89, 0.80)
+    gums_rgb: tuple[float, float, float] = (0.62, 0.30, 0.30)
+    cavity_rgb: tuple[float, float, float] = (0.42, 0.20, 0.19)
+    teeth_from_photo: bool = True  # paint teeth in the colour the photo's own teeth have …
+    teeth_min_pixels: int = 12  # … when at least this many render pixels show them …
+    teeth_max_saturation: float = 0.25  # … counting pixels this grey ((max - min) / max) …
+    teeth_min_shade: float = 0.3  # … where the source's rendered teeth are lit at least this
 
 
 DEFAULTS = ReenactorConfig()
@@ -85,6 +94,13 @@ class GeometricReenactor(torch.nn.Module):
         occlusion_soft_cm: float = DEFAULTS.occlusion_soft_cm,
         mouth_soften_px: int = DEFAULTS.mouth_soften_px,
         mouth_from_source: bool = DEFAULTS.mouth_from_source,
+        teeth_rgb: tuple[float, float, float] = DEFAULTS.teeth_rgb,
+        gums_rgb: tuple[float, float, float] = DEFAULTS.gums_rgb,
+        cavity_rgb: tuple[float, float, float] = DEFAULTS.cavity_rgb,
+        teeth_from_photo: bool = DEFAULTS.teeth_from_photo,
+        teeth_min_pixels: int = DEFAULTS.teeth_min_pixels,
+        teeth_max_saturation: float = DEFAULTS.teeth_max_saturation,
+        teeth_min_shade: float = DEFAULTS.teeth_min_shade,
     ) -> None:
         super().__init__()
         self.downsample = downsample
@@ -95,14 +111,21 @@ class GeometricReenactor(torch.nn.Module):
         self.occlusion_soft_cm = occlusion_soft_cm
         self.mouth_soften_px = mouth_soften_px
         self.mouth_from_source = mouth_from_source
+        self.teeth_from_photo = teeth_from_photo
+        self.teeth_min_pixels = teeth_min_pixels
+        self.teeth_max_saturation = teeth_max_saturation
+        self.teeth_min_shade = teeth_min_shade
+        # (3, 3) colours 0..255, rows teeth, gums, cavity: the order of the shade channels
+        colours = torch.tensor([teeth_rgb, gums_rgb, cavity_rgb], dtype=torch.float32) * 255.0
+        self.register_buffer("default_colours", colours)
+        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]))
         # Channel indices of the renders (TorchScript reads module attributes, not globals).
         self.src_x = SRC_X
         self.src_y = SRC_Y
         self.src_z = SRC_Z
         self.coverage = COVERAGE
         self.warp_weight = WARP_WEIGHT
-        self.mouth_r = MOUTH_R
-        self.mouth_b = MOUTH_B
+        self.teeth_shade = TEETH_SHADE
         self.mouth_alpha = MOUTH_ALPHA
         self.scale_index = SCALE_SLICE.start
         self.near_block = NEAR_BLOCK
@@ -118,6 +141,13 @@ class GeometricReenactor(torch.nn.Module):
             occlusion_soft_cm=config.occlusion_soft_cm,
             mouth_soften_px=config.mouth_soften_px,
             mouth_from_source=config.mouth_from_source,
+            teeth_rgb=config.teeth_rgb,
+            gums_rgb=config.gums_rgb,
+            cavity_rgb=config.cavity_rgb,
+            teeth_from_photo=config.teeth_from_photo,
+            teeth_min_pixels=config.teeth_min_pixels,
+            teeth_max_saturation=config.teeth_max_saturation,
+            teeth_min_shade=config.teeth_min_shade,
         )
 
     def forward(
@@ -191,7 +221,8 @@ class GeometricReenactor(torch.nn.Module):
             padding_mode="border",
             align_corners=False,
         )  # (K, 3, y1 - y0, x1 - x0)
-        self._paint_mouth(warped, inside, trusted, mouth_box, own)
+        colours = self._mouth_colours(source_canvas, source_render)
+        self._paint_mouth(warped, inside, trusted, mouth_box, own, colours)
         out[:, y0:y1, x0:x1] = warped.add_(0.5).clamp_(0.0, 255.0).permute(0, 2, 3, 1)
         return out
 
@@ -290,6 +321,33 @@ class GeometricReenactor(torch.nn.Module):
         oy, ox = my0 + y0 - box[0] * s, mx0 + x0 - box[2] * s
         return [my0, my1, mx0, mx1], mask[:, :, oy : oy + my1 - my0, ox : ox + mx1 - mx0] > 0.0
 
+    def _mouth_colours(
+        self, source_canvas: torch.Tensor, source_render: torch.Tensor
+    ) -> torch.Tensor:
+        """(3, 3) colours 0..255 of teeth, gums and cavity: the defaults, with the teeth's
+        replaced by the photo's own where the source shows teeth (median of the brighter half
+        of the grey pixels under the source's lit rendered teeth, divided by their shade).
+        source_canvas: (H, W, 3) uint8; source_render: (h, w, C) float32."""
+        colours = self.default_colours.clone()
+        if not self.teeth_from_photo:
+            return colours
+        shade = source_render[:, :, self.teeth_shade]
+        pick = (shade > self.teeth_min_shade) & (source_render[:, :, self.mouth_alpha] > 0.99)
+        xy = source_render[:, :, self.src_x : self.src_y + 1][pick]  # (n, 2) canvas pixels
+        cols = xy[:, 0].round().long().clamp(0, source_canvas.shape[1] - 1)
+        rows = xy[:, 1].round().long().clamp(0, source_canvas.shape[0] - 1)
+        rgb = source_canvas[rows, cols].to(torch.float32)  # (n, 3)
+        brightest = rgb.amax(dim=1)
+        grey = (brightest - rgb.amin(dim=1)) <= self.teeth_max_saturation * brightest
+        rgb, lit = rgb[grey], shade[pick][grey]
+        if rgb.shape[0] < self.teeth_min_pixels:
+            return colours
+        luma = rgb @ self.luma
+        bright = luma >= luma.median()
+        colour = rgb[bright].median(dim=0).values / lit[bright].median().clamp_min(0.1)
+        colours[0] = colour * (255.0 / colour.amax().clamp_min(255.0))  # keep the hue
+        return colours
+
     def _paint_mouth(
         self,
         warped: torch.Tensor,
@@ -297,23 +355,25 @@ class GeometricReenactor(torch.nn.Module):
         visible: torch.Tensor,
         box: list[int],
         own: torch.Tensor,
+        colours: torch.Tensor,
     ) -> None:
         """Composite the rendered mouth interior that the source does not show into ``warped``
         (K, 3, h', w'), in place, over a softened alpha, inside ``box`` and ``own`` (see
         _mouth_box). inside: (K, C, rows, cols) render channels upsampled to the canvas in the
-        box; visible: (K, 1, rows, cols)."""
+        box; visible: (K, 1, rows, cols); colours: (3, 3) 0..255 of the shade channels."""
         my0, my1, mx0, mx1 = box[0], box[1], box[2], box[3]
         if my0 >= my1:
             return
-        mouth = inside[:, self.mouth_r : self.mouth_alpha + 1]
+        mouth = inside[:, self.teeth_shade : self.mouth_alpha + 1]
         if self.mouth_from_source:
             mouth = mouth * (1.0 - visible)
         mouth = mouth * own
         r = self.mouth_soften_px
         if r > 0:
             mouth = _box_blur(mouth, r)
+        paint = torch.einsum("kmhw,mc->kchw", mouth[:, 0:3], colours)
         region = warped[:, :, my0:my1, mx0:mx1]
-        region.mul_(1.0 - mouth[:, 3:4]).add_(255.0 * mouth[:, 0:3])
+        region.mul_(1.0 - mouth[:, 3:4]).add_(paint)
 
 
 def _window_sum(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:

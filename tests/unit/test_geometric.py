@@ -10,9 +10,10 @@ import torch
 from reenact.geometric import (
     COVERAGE,
     MOUTH_ALPHA,
-    MOUTH_RGB,
+    MOUTH_SHADES,
     N_CHANNELS,
     SRC_XY,
+    TEETH_SHADE,
     WARP_WEIGHT,
     ReenactorRenderer,
     RendererConfig,
@@ -108,7 +109,8 @@ def test_render_channels(model, renderer):
         values = target_render[..., channel]
         assert values.min() >= 0.0 and values.max() <= 1.0
     assert target_render[..., WARP_WEIGHT].max() == pytest.approx(1.0)
-    assert target_render[..., MOUTH_RGB].min() >= 0.0 and target_render[..., MOUTH_RGB].max() <= 1.0
+    shades = target_render[..., MOUTH_SHADES]
+    assert shades.min() >= 0.0 and shades.sum(axis=-1).max() <= 1.0 + 1e-6
 
 
 def test_render_downscale_samples_the_full_resolution_render(model):
@@ -195,10 +197,74 @@ def test_jaw_open_moves_the_mouth_and_paints_the_interior(model, renderer, reena
     box = (slice(rows.min() - 20, rows.max() + 20), slice(cols.min() - 20, cols.max() + 20))
     moved = np.abs(out[0][box].astype(int) - canvas[box].astype(int)).mean()
     assert moved > 10
-    painted = 255.0 * to_canvas(target_render[0][..., MOUTH_RGB])[interior]
+    # the source's mouth is closed (no teeth to take a colour from): the default colours
+    colours = 255.0 * np.array([DEFAULTS.teeth_rgb, DEFAULTS.gums_rgb, DEFAULTS.cavity_rgb])
+    painted = to_canvas(target_render[0][..., MOUTH_SHADES])[interior] @ colours
     close = np.abs(out[0][interior] - painted).max(axis=1) <= 3
     assert close.mean() > 0.95
     assert out[0][interior].mean() < canvas[interior].mean() - 20  # a darker cavity
+
+
+BARED_TEETH = {
+    "jawOpen": 0.3,
+    "mouthUpperUp_L": 1.0,
+    "mouthUpperUp_R": 1.0,
+    "mouthLowerDown_L": 1.0,
+    "mouthLowerDown_R": 1.0,
+}
+
+
+def source_teeth(renderer, model, bared: bool):
+    """The source render of the mean face, lips parted to bare the teeth or closed, and its lit
+    teeth pixels (mask)."""
+    source = face_params(model)
+    for name, weight in BARED_TEETH.items() if bared else ():
+        source[EXPR_SLICE.start + model.expression_names.index(name)] = weight
+    source_render, _ = renderer.render(source, source[None], H, W)
+    teeth = (source_render[..., TEETH_SHADE] > DEFAULTS.teeth_min_shade) & (
+        source_render[..., MOUTH_ALPHA] > 0.99
+    )
+    return source_render, teeth
+
+
+def mouth_colours(reenactor, canvas, source_render) -> np.ndarray:
+    with torch.inference_mode():
+        return reenactor._mouth_colours(
+            torch.from_numpy(canvas), torch.from_numpy(source_render)
+        ).numpy()
+
+
+def test_teeth_take_the_colour_of_the_photos_teeth(model, renderer, reenactor, canvas):
+    source_render, teeth = source_teeth(renderer, model, bared=True)
+    assert teeth.sum() >= DEFAULTS.teeth_min_pixels
+    photo = canvas.copy()
+    ys, xs = np.nonzero(teeth)
+    rows, cols = D * ys + (D - 1) // 2, D * xs + (D - 1) // 2  # the canvas pixel of each
+    grow = np.zeros(canvas.shape[:2], np.uint8)
+    grow[rows, cols] = 1
+    grow = cv2.dilate(grow, np.ones((5, 5), np.uint8)).astype(bool)
+    photo[grow] = (180, 170, 150)  # greyish teeth, as a photo shows them
+    colours = mouth_colours(reenactor, photo, source_render)
+    # the photo's colour divided by the light the renderer puts on those teeth
+    expected = np.array([180.0, 170.0, 150.0]) / np.median(source_render[..., TEETH_SHADE][teeth])
+    expected *= 255.0 / max(255.0, expected.max())
+    np.testing.assert_allclose(colours[0], expected, rtol=0.05)
+    defaults = 255.0 * np.array([DEFAULTS.gums_rgb, DEFAULTS.cavity_rgb])
+    np.testing.assert_allclose(colours[1:], defaults, rtol=1e-6)
+
+
+def test_teeth_keep_the_default_colour_without_teeth_in_the_photo(
+    model, renderer, reenactor, canvas
+):
+    default = 255.0 * np.array(DEFAULTS.teeth_rgb)
+    closed_render, teeth = source_teeth(renderer, model, bared=False)
+    assert teeth.sum() < DEFAULTS.teeth_min_pixels
+    np.testing.assert_allclose(mouth_colours(reenactor, canvas, closed_render)[0], default)
+    # teeth in the render, but the photo shows red there (lips, say): not teeth
+    open_render, _ = source_teeth(renderer, model, bared=True)
+    red = np.zeros_like(canvas)
+    red[...] = (200, 60, 60)
+    np.testing.assert_allclose(mouth_colours(reenactor, red, open_render)[0], default)
 
 
 def test_batch_equals_single_calls(model, renderer, reenactor, canvas):
