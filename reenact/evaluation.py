@@ -2,9 +2,9 @@
 
 For each output of a request, the expression the mesh predictor recovers from the output is
 compared with the requested target expression and with the source's. The same readback is also
-applied to a ground-truth picture of each target (the ICT head painted with exactly the target
-parameters, :class:`reenact.head_render.HeadPainter`), which says how well the readback itself can
-score on a perfect image: the ceiling of the check.
+applied to a ground-truth picture of each target (the ICT head painted, brows and lips included,
+with exactly the target parameters, :class:`reenact.head_render.HeadPainter`), which says how well
+the readback itself can score on a clean picture of the target: the ceiling of the check.
 
 Three counts (each over the K outputs):
 
@@ -82,7 +82,7 @@ def read_back(
     target_params: (K, 162) float32 and source_params: (162,) float32, as face_reenactment returns
     them; canvas_size: (height, width) of the outputs.
     """
-    painter = HeadPainter(model)
+    painter = HeadPainter(model, features=True)
     source = np.asarray(source_params, np.float32)[EXPR_SLICE]
     rows = []
     for name, data, params in zip(names, outputs, target_params, strict=True):

@@ -1,15 +1,20 @@
 """A plain shaded picture of the ICT head, for tools and tests that need a face to look at.
 
 Skin, sclera, iris, teeth and gums get flat material colours, lit by a light at the camera
-(Lambert + ambient). Enough for MediaPipe's detector and FaceMesh to find the face (DESIGN.md §9)
-— which is how the landmark ↔ ICT correspondence is measured (:mod:`reenact.correspondence`).
+(Lambert + ambient). With ``features=True`` the brows and lips are painted on the skin as well
+(bands along the ICT's 68 brow and outer-lip landmarks on the neutral face), so that a landmark
+detector sees where they are, as it would on a photo. Enough for MediaPipe's detector and
+FaceMesh to find the face (DESIGN.md §9) — which is how the landmark ↔ ICT correspondence is
+measured (:mod:`reenact.correspondence`).
 Coordinates: reenact's image convention, pixel centres at integers (``cv2``'s), x right, y down.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 import pnccrender
@@ -30,6 +35,12 @@ MATERIAL_COLOURS = {
 """Drawn materials; the thin layers (lacrimal fluid, eye blend, occlusion, lashes) are left out."""
 
 
+BROW_RGB = (95, 70, 55)
+LIP_RGB = (180, 90, 90)
+BROW_HALF_WIDTH_CM = 0.3  # skin within this distance of a brow line is painted brow
+FEATURE_DEPTH_CM = 1.0  # only skin in front of (the deepest 68 landmark - this) is painted
+RIGHT_BROW, LEFT_BROW, OUTER_LIP = slice(17, 22), slice(22, 27), slice(48, 60)  # 68-point indices
+
 IRIS = ("M_IrisLeft", "M_IrisRight")
 IRIS_DEPTH_BIAS_CM = 0.1  # enough to show the iris through the sclera shell, not the lids
 
@@ -39,6 +50,16 @@ def to_raster(vertices: np.ndarray) -> np.ndarray:
     out = np.array(vertices, np.float32, copy=True)
     out[..., :2] += PIXEL_CENTRE
     return out
+
+
+def _distance_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """Distance of points (P, 2) to the polyline through line (L, 2). Returns (P,) float64."""
+    best = np.full(len(points), np.inf)
+    for a, b in itertools.pairwise(line):
+        ab = b - a
+        t = np.clip((points - a) @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+        best = np.minimum(best, np.linalg.norm(points - (a + t[:, None] * ab), axis=1))
+    return best
 
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -70,7 +91,13 @@ class HeadPicture:
 class HeadPainter:
     """Paints image-space vertex arrays of the ICT model as a shaded head."""
 
-    def __init__(self, model: MorphableModel, ambient: float = 0.35, background: int = 128) -> None:
+    def __init__(
+        self,
+        model: MorphableModel,
+        ambient: float = 0.35,
+        background: int = 128,
+        features: bool = False,
+    ) -> None:
         drawn = [MATERIAL_NAMES.index(m) for m in MATERIAL_COLOURS]
         mask = np.isin(model.triangle_material, drawn)
         self.triangles = np.ascontiguousarray(model.triangles[mask], np.int32)
@@ -88,6 +115,22 @@ class HeadPainter:
         self.neutral_span = float(np.linalg.norm(np.ptp(model.neutral, axis=0)))
         self.ambient = ambient
         self.background = background
+        if features:
+            self._paint_features(model)
+
+    def _paint_features(self, model: MorphableModel) -> None:
+        """Colour the brow and lip vertices of the skin (neutral face, seen from the front)."""
+        neutral = model.neutral.astype(np.float64)
+        marks = neutral[model.landmarks_68]
+        skin = np.unique(model.triangles_of("M_Face"))
+        skin = skin[neutral[skin, 2] > marks[:, 2].min() - FEATURE_DEPTH_CM]
+        xy = neutral[skin, :2]
+        for brow in (RIGHT_BROW, LEFT_BROW):
+            near = _distance_to_polyline(xy, marks[brow, :2]) < BROW_HALF_WIDTH_CM
+            self.vertex_colour[skin[near]] = BROW_RGB
+        outline = marks[OUTER_LIP, :2].astype(np.float32)
+        lips = [cv2.pointPolygonTest(outline, (float(x), float(y)), False) >= 0 for x, y in xy]
+        self.vertex_colour[skin[np.array(lips)]] = LIP_RGB
 
     def paint(self, vertices: np.ndarray, height: int, width: int) -> HeadPicture:
         """vertices: (N, 3) float32 image pixels (x right, y down, z larger = nearer)."""
