@@ -127,7 +127,7 @@ class RendererConfig:
     ambient: float = 0.55  # mouth shading: ambient share of the light at the camera …
     teeth_ambient: float = 0.85  # … and on the teeth
     cavity_falloff_cm: float = 4.0  # mouth shading: light falls by 1/e per this depth behind …
-    teeth_falloff_cm: float = 12.0  # … and on the teeth
+    teeth_falloff_cm: float = 8.0  # … and on the teeth
     downscale: int = 2  # render at 1 / downscale of the canvas size (module docstring)
     num_threads: int | None = None  # pnccrender threads (None: one per hardware thread)
 
