@@ -71,6 +71,10 @@ perf: setup
 demo: setup
 	$(PY) -m clients.demo --out out
 
+# in-process side under the server's OpenMP wait policy (reenact/serving/runtime.py)
+bench: setup
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m clients.perf.bench_reenactment
+
 bench-pncc: setup
 	$(PY) pnccrender/bench/bench.py
 
@@ -79,8 +83,5 @@ clean:
 	rm -rf build out .pytest_cache .ruff_cache pnccrender/build pnccrender/_skbuild pnccrender/dist
 	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +
 
-distbench-pncc: setup
-	$(PY) pnccrender/bench/bench.py
-
-clean: clean
+distclean: clean
 	rm -rf $(VENV)

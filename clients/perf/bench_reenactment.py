@@ -1,7 +1,7 @@
 """Benchmark face_reenactment (15 emotions, 512×384, geometric mode) side by side:
 in-process vs through a real tritonserver, against the targets of DESIGN.md §7.
 
-    python -m clients.perf.bench_reenactment [--requests 12]
+    make bench    (= OMP_WAIT_POLICY=PASSIVE python -m clients.perf.bench_reenactment)
 
 Prints the median latency in-process and through Triton (gRPC, concurrency 1), the serving
 overhead, the CPU seconds one request costs in-process and the throughput that allows on this
@@ -20,6 +20,7 @@ import time
 from reenact.client import ReenactClient
 from reenact.image_codec import encode_image
 from reenact.pipeline import local_reenactment
+from reenact.serving.runtime import THREADING_ENV
 from reenact.serving.server import ServerConfig, TritonServer
 
 from .run_perf import sample_photo
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     overhead = served_s / local_s - 1.0
     print(f"face_reenactment, {len(options.names)} emotions, 512x384, geometric, {cores} cores")
+    for key, value in THREADING_ENV.items():
+        if os.environ.get(key) != value:
+            print(f"  note: {key} is not {value} here as in the server: in-process CPU differs")
     print(f"  in-process   median {local_s * 1000:7.1f} ms   CPU {local_cpu:.2f} s/request")
     print(f"  via Triton   median {served_s * 1000:7.1f} ms   (target <= {TARGET_LATENCY_MS:.0f})")
     print(f"  serving overhead    {overhead:+7.1%}        (target <= {TARGET_OVERHEAD:.0%})")
