@@ -71,9 +71,8 @@ perf: setup
 demo: setup
 	$(PY) -m clients.demo --out out
 
-# in-process side under the server's OpenMP wait policy (reenact/serving/runtime.py)
 bench: setup
-	OMP_WAIT_POLICY=PASSIVE $(PY) -m clients.perf.bench_reenactment
+	$(PY) -m clients.perf.bench_reenactment
 
 bench-pncc: setup
 	$(PY) pnccrender/bench/bench.py

@@ -1,7 +1,11 @@
 """Benchmark face_reenactment (15 emotions, 512×384, geometric mode) side by side:
 in-process vs through a real tritonserver, against the targets of DESIGN.md §7.
 
-    make bench    (= OMP_WAIT_POLICY=PASSIVE python -m clients.perf.bench_reenactment)
+    make bench    (= python -m clients.perf.bench_reenactment [--requests 12])
+
+The in-process side runs under the server's process environment (OpenMP and glibc malloc
+settings of ``reenact.serving.runtime.SERVER_ENV``): without them set, the script starts itself
+again with them, since both are read when a process starts.
 
 Prints the median latency in-process and through Triton (gRPC, concurrency 1), the serving
 overhead, the CPU seconds one request costs in-process and the throughput that allows on this
@@ -15,12 +19,13 @@ import argparse
 import os
 import resource
 import statistics
+import sys
 import time
 
 from reenact.client import ReenactClient
 from reenact.image_codec import encode_image
 from reenact.pipeline import local_reenactment
-from reenact.serving.runtime import THREADING_ENV
+from reenact.serving.runtime import SERVER_ENV
 from reenact.serving.server import ServerConfig, TritonServer
 
 from .run_perf import sample_photo
@@ -47,6 +52,11 @@ def timed(call, n: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    missing = {k: v for k, v in SERVER_ENV.items() if k not in os.environ}
+    if missing:  # read at process start-up: start again with the server's settings
+        args = [sys.executable, "-m", "clients.perf.bench_reenactment"]
+        args += sys.argv[1:] if argv is None else argv
+        os.execve(sys.executable, args, {**os.environ, **missing})
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=12)
     args = parser.parse_args(argv)
@@ -63,9 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     overhead = served_s / local_s - 1.0
     print(f"face_reenactment, {len(options.names)} emotions, 512x384, geometric, {cores} cores")
-    for key, value in THREADING_ENV.items():
-        if os.environ.get(key) != value:
-            print(f"  note: {key} is not {value} here as in the server: in-process CPU differs")
+    for key in SERVER_ENV:
+        print(f"  {key}={os.environ.get(key, '(unset)')}")
     print(f"  in-process   median {local_s * 1000:7.1f} ms   CPU {local_cpu:.2f} s/request")
     print(f"  via Triton   median {served_s * 1000:7.1f} ms   (target <= {TARGET_LATENCY_MS:.0f})")
     print(f"  serving overhead    {overhead:+7.1%}        (target <= {TARGET_OVERHEAD:.0%})")
