@@ -26,7 +26,7 @@ from reenact.errors import RequestError
 from reenact.geometric import ReenactorRenderer
 from reenact.morphable import EXPR_SLICE, ID_SLICE, N_EXPRESSION, ROT_SLICE, MorphableModel
 from reenact.postprocess import PostprocessConfig, postprocess
-from reenact.preprocess import FacePreprocessor
+from reenact.preprocess import FacePreprocessor, PreprocessConfig
 from reenact.templates import TemplateDatabase, facs_database
 
 OUTPUT_FORMATS = ("jpeg", "png")
@@ -282,13 +282,15 @@ class Reenactment:
         model: MorphableModel,
         predict_mesh: PredictMesh,
         reenact: Reenact,
+        preprocess: PreprocessConfig | None = None,
+        postprocess: PostprocessConfig | None = None,
     ) -> None:
         catalogue = load_catalogue(model.expression_names)
         self.config = config
         self.options = OptionParser(config, catalogue)
         self.templates = load_templates(config, catalogue)
-        self.preprocess = FacePreprocessor()
-        self.postprocess = PostprocessConfig()
+        self.preprocess = FacePreprocessor(preprocess)
+        self.postprocess = postprocess or PostprocessConfig()
         self.renderer = ReenactorRenderer(model)
         self.encoder = ImageEncoder(config)
         self.predict_mesh = predict_mesh

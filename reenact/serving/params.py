@@ -56,8 +56,17 @@ def from_strings(cls: type[T], values: dict[str, str]) -> T:
 REPOSITORY_PARAMETERS = frozenset({"depends_on", "torchscript_file"})
 
 
-def from_model_config(cls: type[T], model_config: dict[str, Any]) -> T:
-    """Build ``cls`` from the JSON model config Triton hands to ``initialize``."""
+def from_model_config(cls: type[T], model_config: dict[str, Any], section: str = "") -> T:
+    """Build ``cls`` from the JSON model config Triton hands to ``initialize``.
+
+    A key ``<section>.<name>`` belongs to a section (a model that runs another model's step
+    in-process carries that step's parameters so): with ``section`` given only its keys are read,
+    without their prefix; with none, only the keys outside every section.
+    """
     params = model_config.get("parameters", {}) or {}
-    values = {k: v["string_value"] for k, v in params.items() if k not in REPOSITORY_PARAMETERS}
+    values = {}
+    for key, value in params.items():
+        owner, _, name = key.rpartition(".")
+        if owner == section and key not in REPOSITORY_PARAMETERS:
+            values[name] = value["string_value"]
     return from_strings(cls, values)

@@ -9,13 +9,17 @@ import pytest
 from reenact.emotions import load_catalogue
 from reenact.errors import RequestError
 from reenact.morphable import EXPR_SLICE, N_PARAMS, ROT_SLICE, MorphableModel
+from reenact.postprocess import PostprocessConfig
+from reenact.preprocess import PreprocessConfig
 from reenact.reenactment import (
     ImageEncoder,
     OptionParser,
+    Reenactment,
     ReenactmentConfig,
     paste_back,
     target_params,
 )
+from tests import images
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +130,27 @@ def test_encoder_writes_decodable_images(fmt):
         decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), 1), cv2.COLOR_BGR2RGB)
         assert np.abs(decoded.astype(int) - image).max() <= (0 if fmt == "png" else 3)
         assert data[:4] == (b"\x89PNG" if fmt == "png" else b"\xff\xd8\xff\xe0")
+
+
+def not_called(*args):
+    raise AssertionError("the request should have been refused before this step")
+
+
+def faint_face(crop):
+    """A mesh predictor that sees a face with presence 0.6."""
+    return np.zeros(N_PARAMS, np.float32), np.zeros((468, 3), np.float32), 0.6
+
+
+def test_the_steps_run_with_the_given_preprocess_and_postprocess_settings():
+    photo = images.encode(images.astronaut(), "JPEG", quality=90)
+    model = MorphableModel.load()
+    small = Reenactment(
+        ReenactmentConfig(), model, not_called, not_called, PreprocessConfig(max_pixels=100_000)
+    )
+    with pytest.raises(RequestError, match="pixels"):
+        small(photo, small.options.parse())
+    strict = Reenactment(
+        ReenactmentConfig(), model, faint_face, not_called, None, PostprocessConfig(0.7)
+    )
+    with pytest.raises(RequestError, match="no face found"):
+        strict(photo, strict.options.parse())

@@ -54,16 +54,37 @@ MODEL_PARAMETERS = {
 }
 
 
+def shown_parameters(name: str, section: str = "") -> dict[str, str]:
+    """The committed parameters of model ``name`` (of one section, without its prefix)."""
+    config = local_repo.read_config(local_repo.PRODUCTION_REPOSITORY / name)
+    shown = {}
+    for key, value in config.parameters.items():
+        owner, _, field = key.rpartition(".")
+        if owner == section and key not in REPOSITORY_PARAMETERS:
+            shown[field] = value.string_value
+    return shown
+
+
 @pytest.mark.parametrize("name", sorted(MODEL_PARAMETERS))
 def test_committed_parameters_equal_the_dataclass_defaults(name):
     """config.pbtxt shows ops every tunable; its values must not drift from the code's defaults."""
     cls = MODEL_PARAMETERS[name]
-    config = local_repo.read_config(local_repo.PRODUCTION_REPOSITORY / name)
-    shown = {
-        k: v.string_value for k, v in config.parameters.items() if k not in REPOSITORY_PARAMETERS
-    }
+    shown = shown_parameters(name)
     assert from_strings(cls, shown) == cls()
     assert set(shown) == {f.name for f in fields(cls)}
+
+
+# steps face_reenactment runs in-process, with the parameters of the models that serve them
+IN_PROCESS_STEPS = {"preprocess": "face_preprocess", "postprocess": "face_postprocess"}
+OWN_SETTINGS = {"torch_threads"}  # face_reenactment's own setting applies to its steps
+
+
+@pytest.mark.parametrize("section", sorted(IN_PROCESS_STEPS))
+def test_reenactment_runs_its_steps_with_the_served_steps_settings(section):
+    """The same photo must give the same face in face_mesh and face_reenactment."""
+    served = shown_parameters(IN_PROCESS_STEPS[section])
+    carried = shown_parameters("face_reenactment", section)
+    assert carried == {k: v for k, v in served.items() if k not in OWN_SETTINGS}
 
 
 def test_every_python_model_has_its_parameters_listed_here():
@@ -142,3 +163,11 @@ def test_dependencies_follow_ensembles_and_declared_bls_calls(tmp_path):
 def test_repository_parameters_are_not_model_tunables():
     config = {"parameters": {"depends_on": {"string_value": "x"}, "count": {"string_value": "2"}}}
     assert from_model_config(Example, config) == Example(count=2)
+
+
+def test_sections_are_read_apart():
+    raw = {"count": "2", "step.count": "5", "step.flag": "on"}
+    config = {"parameters": {k: {"string_value": v} for k, v in raw.items()}}
+    assert from_model_config(Example, config) == Example(count=2)
+    assert from_model_config(Example, config, section="step") == Example(count=5, flag=True)
+    assert from_model_config(Example, config, section="other") == Example()

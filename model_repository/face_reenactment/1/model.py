@@ -4,6 +4,8 @@ import numpy as np
 import torch
 
 from reenact.morphable import MorphableModel
+from reenact.postprocess import PostprocessConfig
+from reenact.preprocess import PreprocessConfig
 from reenact.reenactment import Reenactment, ReenactmentConfig
 from reenact.serving import backend
 from reenact.serving.params import from_model_config
@@ -40,9 +42,15 @@ def reenact(canvas, source_render, target_render, targets):
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = from_model_config(ReenactmentConfig, backend.parse_model_config(args))
+        model_config = backend.parse_model_config(args)
+        config = from_model_config(ReenactmentConfig, model_config)
+        # face_preprocess's and face_postprocess's steps run in this process, with their settings
+        preprocess = from_model_config(PreprocessConfig, model_config, section="preprocess")
+        postprocess = from_model_config(PostprocessConfig, model_config, section="postprocess")
         torch.set_num_threads(config.torch_threads)
-        self.reenactment = Reenactment(config, MorphableModel.load(), predict_mesh, reenact)
+        self.reenactment = Reenactment(
+            config, MorphableModel.load(), predict_mesh, reenact, preprocess, postprocess
+        )
 
     def execute(self, requests):
         return backend.handle_requests(requests, self._run)
