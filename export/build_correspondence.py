@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from reenact.correspondence import DATA_FILE, measure, reprojection_error, view_params
+from reenact.head_render import HeadPainter
 from reenact.landmarks.detection import FaceLandmarker
 from reenact.morphable import MorphableModel
 
@@ -38,11 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     model = MorphableModel.load()
     landmarker = FaceLandmarker.from_assets()
     table, stats = measure(model, landmarker, VIEWS)
+    painter = HeadPainter(model)
     build_errors = [
-        reprojection_error(model, landmarker, table, view_params(y, p, 512, 14.0)) for y, p in VIEWS
+        reprojection_error(model, landmarker, table, view_params(y, p, 512, 14.0), painter=painter)
+        for y, p in VIEWS
     ]
     held_errors = [
-        reprojection_error(model, landmarker, table, held_out_params(k, y, p))
+        reprojection_error(model, landmarker, table, held_out_params(k, y, p), painter=painter)
         for k, (y, p) in enumerate(HELD_OUT)
     ]
     stats["reprojection_iod_building_views_mean"] = float(np.mean(build_errors))

@@ -215,11 +215,14 @@ def reprojection_error(
     table: Correspondence,
     params: np.ndarray,
     size: int = 512,
+    painter: HeadPainter | None = None,
 ) -> float:
     """Mean distance between the table's points and FaceMesh's landmarks on a painted head,
-    as a fraction of the inter-ocular distance. params: (1, 162), any identity/expression."""
+    as a fraction of the inter-ocular distance. params: (1, 162), any identity/expression;
+    painter: reuse one across calls (made here when None)."""
     vertices = model.decode(params)[0]
-    found = landmarker(HeadPainter(model).paint(vertices, size, size).image)
+    painter = painter or HeadPainter(model)
+    found = landmarker(painter.paint(vertices, size, size).image)
     if found is None:
         raise RuntimeError("no face found on the painted head")
     projected = table.points(vertices)

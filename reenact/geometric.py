@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 import pnccrender
-from reenact.head_render import PIXEL_CENTRE
+from reenact.head_render import PIXEL_CENTRE, vertex_normals_torch
 from reenact.morphable import (
     EXPR_SLICE,
     FLIP_Y,
@@ -86,19 +86,6 @@ IRIS_MATERIALS = ("M_IrisLeft", "M_IrisRight")
 # Multi-PIE 68 landmark indices outlining the front face: jaw 0..16, brows 17..26.
 JAW = tuple(range(17))
 BROWS = tuple(range(17, 27))
-
-
-def _vertex_normals(v: torch.Tensor, corners: list[torch.Tensor]) -> torch.Tensor:
-    """Area-weighted unit vertex normals (N, 3) float32 of vertices (N, 3) float32; corners: the
-    three columns of the (T, 3) triangles as int64 tensors."""
-    v0 = v.index_select(0, corners[0])
-    face = torch.linalg.cross(
-        v.index_select(0, corners[1]) - v0, v.index_select(0, corners[2]) - v0
-    )
-    normals = torch.zeros_like(v)
-    for column in corners:
-        normals.index_add_(0, column, face)
-    return torch.nn.functional.normalize(normals, dim=1, eps=1e-12)
 
 
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -292,7 +279,7 @@ class ReenactorRenderer:
         image.numpy()[:, self.is_iris, 2] += self.config.iris_depth_bias_cm * scale
         # The head turns on the neck: the lower neck of a target stays where the source has it.
         image[1:] = torch.lerp(image[:1], image[1:], self._follow)
-        normals = _vertex_normals(shape[0], self._corners)  # the source's, (N, 3)
+        normals = vertex_normals_torch(shape[0], self._corners)  # the source's, (N, 3)
         facing = torch.from_numpy(rotation[:, 2, :]) @ normals.T  # (B, N) normal z in each view
         # Canvas pixel x (centres at integers) lies at (x + 0.5) / d on the render, whose pixel
         # centres pnccrender samples at +0.5.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 import pnccrender
 from reenact.morphable import MATERIAL_NAMES, MorphableModel
@@ -62,20 +63,27 @@ def _distance_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
     return best
 
 
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals. vertices: (N, 3) float32; triangles: (T, 3) int32.
-
-    Returns (N, 3) float32 (zero for vertices on no triangle).
-    """
-    v = vertices.astype(np.float64)
-    face_normals = np.cross(
-        v[triangles[:, 1]] - v[triangles[:, 0]], v[triangles[:, 2]] - v[triangles[:, 0]]
+def vertex_normals_torch(v: torch.Tensor, corners: list[torch.Tensor]) -> torch.Tensor:
+    """Area-weighted unit vertex normals (N, 3) float32 of vertices v: (N, 3) float32; corners:
+    the three columns of the (T, 3) triangles as int64 tensors (zero on no triangle)."""
+    v0 = v.index_select(0, corners[0])
+    face = torch.linalg.cross(
+        v.index_select(0, corners[1]) - v0, v.index_select(0, corners[2]) - v0
     )
-    normals = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(normals, triangles[:, k], face_normals)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return (normals / np.maximum(length, 1e-12)).astype(np.float32)
+    normals = torch.zeros_like(v)
+    for column in corners:
+        normals.index_add_(0, column, face)
+    return torch.nn.functional.normalize(normals, dim=1, eps=1e-12)
+
+
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """:func:`vertex_normals_torch` on arrays. vertices: (N, 3) float32; triangles: (T, 3) int.
+
+    Returns (N, 3) float32.
+    """
+    corners = [torch.from_numpy(np.ascontiguousarray(c, np.int64)) for c in triangles.T]
+    v = torch.from_numpy(np.ascontiguousarray(vertices, np.float32))
+    return vertex_normals_torch(v, corners).numpy()
 
 
 @dataclass(frozen=True)

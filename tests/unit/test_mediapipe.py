@@ -1,15 +1,11 @@
 """PyTorch BlazeFace + FaceMesh against MediaPipe's TFLite models; the detect → landmarks path.
 
-The session fixture makes the assets like set-up does (extract from the mediapipe wheel, convert)
-when they are missing; the wheel comes from ``build/downloads`` or ``/tmp/mpw``, else pip fetches
-it from PyPI.
+The assets are those ``make setup`` extracts from the mediapipe wheel and converts.
 """
 
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,8 +16,7 @@ import skimage.data
 import torch
 from ai_edge_litert.interpreter import Interpreter
 
-from reenact.assets import REPO_ROOT, build_dir
-from reenact.landmarks import MEDIAPIPE_VERSION, blazeface, facemesh, mediapipe_dir
+from reenact.landmarks import blazeface, facemesh, mediapipe_dir
 from reenact.landmarks.blazeface import BlazeFace
 from reenact.landmarks.detection import (
     DetectorConfig,
@@ -44,8 +39,6 @@ from reenact.tflite import (
     read_tflite,
     state_dict_from_tflite,
 )
-
-WHEEL_FOLDERS = (build_dir() / "downloads", Path("/tmp/mpw"))
 
 # Tolerances, PyTorch vs the TFLite interpreter. Both run the very same float32 weights (the
 # fp16 → fp32 dequantization of the stored weights is exact, and the converter copies them), so
@@ -71,18 +64,12 @@ LEFT_EYE_CORNERS = (362, 263)
 
 @pytest.fixture(scope="session")
 def mediapipe_assets() -> Path:
-    """``build/assets/mediapipe`` with both ``.tflite`` and ``.pt`` files, made if missing."""
+    """``build/assets/mediapipe`` with both ``.tflite`` and ``.pt`` files, as set-up makes it."""
     folder = mediapipe_dir()
     names = (blazeface.TFLITE_FILE, facemesh.TFLITE_FILE, blazeface.WEIGHTS_FILE)
-    if all((folder / name).is_file() for name in (*names, facemesh.WEIGHTS_FILE)):
-        return folder
-    extract = [sys.executable, str(REPO_ROOT / "export" / "extract_mediapipe.py")]
-    pattern = f"mediapipe-{MEDIAPIPE_VERSION}-*.whl"
-    wheel_folder = next((f for f in WHEEL_FOLDERS if f.is_dir() and any(f.glob(pattern))), None)
-    if wheel_folder is not None:
-        extract += ["--wheel", str(wheel_folder)]
-    subprocess.run(extract, check=True)
-    subprocess.run([sys.executable, str(REPO_ROOT / "export" / "convert_mediapipe.py")], check=True)
+    missing = [n for n in (*names, facemesh.WEIGHTS_FILE) if not (folder / n).is_file()]
+    if missing:
+        pytest.fail(f"MediaPipe assets {missing} missing in {folder}: run `make setup`")
     return folder
 
 
