@@ -66,7 +66,7 @@ class ReenactorConfig:
     mouth_from_source: bool = True  # take interior the source photo shows from the photo
     # painted mouth interior: RGB in [0, 1] of the teeth, the gums and tongue, the mouth socket
     teeth_rgb: tuple[float, float, float] = (0.93, 0.89, 0.80)
-    gums_rgb: tuple[float, float, float] = (0.62, 0.30, 0.30)
+    gums_rgb: tuple[float, float, float] = (0.45, 0.20, 0.20)
     cavity_rgb: tuple[float, float, float] = (0.42, 0.20, 0.19)
     teeth_from_photo: bool = True  # paint teeth in the colour the photo's own teeth have …
     teeth_min_pixels: int = 12  # … when at least this many render pixels show them …
