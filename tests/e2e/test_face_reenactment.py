@@ -172,6 +172,17 @@ def test_a_turned_face_is_reenacted_too(grpc_client):
     assert all(hits.values()), hits
 
 
+def test_a_head_lying_sideways_is_reenacted_too(grpc_client):
+    """The photo turned by 90 degrees: the face lies sideways (a large roll) and still opens
+    its mouth in surprise where it is."""
+    sideways = images.encode(np.rot90(images.astronaut()).copy(), "JPEG", quality=95)
+    result = grpc_client.reenact(sideways, emotions=["surprised", "disgusted"])
+    roll = result.source_params[ROT_SLICE][2]
+    assert abs(abs(roll) - np.pi / 2) < np.radians(15.0)
+    hits = nearer_target(result)
+    assert all(hits.values()), hits
+
+
 def test_far_background_is_unchanged(default_result, source_canvas):
     """Above the hair and beside the head (the canvas's top rows and side columns)."""
     for data in default_result.images:
