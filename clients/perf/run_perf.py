@@ -1,6 +1,6 @@
 """Benchmark a model with the real perf_analyzer 2.51.0 against a local tritonserver.
 
-    python -m clients.perf.run_perf --model face_preprocess --concurrency 1:2
+    python -m clients.perf.run_perf [--model face_reenactment] [--concurrency 1:3]
 
 Writes an input-data file holding a real photo (the scikit-image astronaut as JPEG), starts a
 server for the model unless ``--url`` points at a running one, runs perf_analyzer over gRPC and
@@ -78,8 +78,8 @@ def perf_command(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="face_preprocess")
-    parser.add_argument("--concurrency", default="1:2", help="perf_analyzer range start:end")
+    parser.add_argument("--model", default="face_reenactment", help="any model taking IMAGE")
+    parser.add_argument("--concurrency", default="1:3", help="perf_analyzer range start:end")
     parser.add_argument("--window-ms", type=int, default=3000)
     parser.add_argument("--url", default=None, help="gRPC URL of a running server")
     args = parser.parse_args(argv)
