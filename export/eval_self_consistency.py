@@ -18,6 +18,7 @@ import skimage.data
 import torch
 from PIL import Image
 
+from reenact.errors import RequestError
 from reenact.evaluation import read_back, summary
 from reenact.morphable import EXPR_SLICE, MorphableModel
 from reenact.pipeline import FaceMeshPipeline, local_reenactment
@@ -44,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     face_mesh = FaceMeshPipeline()
 
     def read_expression(data: bytes) -> np.ndarray:
-        return face_mesh(data).result.source_params[EXPR_SLICE]
+        try:
+            return face_mesh(data).result.source_params[EXPR_SLICE]
+        except RequestError:  # no face found: every comparison with it counts as a miss
+            return np.full(EXPR_SLICE.stop - EXPR_SLICE.start, np.nan, np.float32)
 
     height, width = np.asarray(Image.open(io.BytesIO(result.images[0]))).shape[:2]
     rows = read_back(

@@ -14,7 +14,8 @@ Three counts (each over the K outputs):
 - ``output_nearer_truth_readback``: recovered(output) is nearer recovered(ground truth) than the
   source's — the first count with the readback's bias taken out.
 
-Distances are Euclidean over the 55 expression weights.
+Distances are Euclidean over the 55 expression weights; a readback that found no face gives NaN
+distances, which count as misses.
 """
 
 from __future__ import annotations

@@ -119,6 +119,23 @@ class RendererConfig:
     num_threads: int | None = None  # pnccrender threads (None: one per hardware thread)
 
 
+def mouth_shades(
+    material: np.ndarray, facing: np.ndarray, depth_behind: np.ndarray, config: RendererConfig
+) -> np.ndarray:
+    """The light on mouth-interior vertices, per material (:class:`RendererConfig`'s model).
+
+    material: (M, 3) float32 one-hot, columns in MOUTH_MATERIAL_ORDER; facing: (B, M) normal z
+    in each view; depth_behind: (B, M) cm behind the front teeth. Returns (B, M, 3) float32:
+    each vertex's shade in its material's column, 0 in the others.
+    """
+    teeth = material[:, 0] > 0.0
+    ambient = np.where(teeth, config.teeth_ambient, config.ambient).astype(np.float32)
+    falloff = np.where(teeth, config.teeth_falloff_cm, config.cavity_falloff_cm).astype(np.float32)
+    lit = np.clip(facing, 0.0, 1.0)
+    shade = (ambient + (1.0 - ambient) * lit) * np.exp(-depth_behind / falloff)
+    return (shade[:, :, None] * material).astype(np.float32)
+
+
 class ReenactorRenderer:
     """Decodes source + K target parameter sets and renders them with reenactor attributes.
 
@@ -201,7 +218,7 @@ class ReenactorRenderer:
         material[socket, 2] = 1.0
         material[self.is_gums] = (0.0, 1.0, 0.0)
         material[self.is_teeth] = (1.0, 0.0, 0.0)
-        self._mouth_material = material
+        self.mouth_material = material  # (N, 3) float32, zero off the mouth
 
     def _front_face_weight(self, model: MorphableModel, used: np.ndarray) -> np.ndarray:
         """(N,) float32 static warp weight: 1 well inside the front-face outline (jaw line and
@@ -323,12 +340,7 @@ class ReenactorRenderer:
         grazing[:, eye] = self._static_weight[eye]
         out[:, :m, WARP_WEIGHT] = grazing  # 0 on the mouth interior (set once)
         depth_behind = np.maximum(self._cavity_front_z - model_space[:, m:, 2], 0.0)
-        lit = np.clip(facing[:, m:], 0.0, 1.0)
-        material = self._mouth_material[m:]
-        teeth = material[:, 0] > 0.0
-        ambient = np.where(teeth, cfg.teeth_ambient, cfg.ambient)
-        falloff = np.where(teeth, cfg.teeth_falloff_cm, cfg.cavity_falloff_cm)
-        shade = (ambient + (1.0 - ambient) * lit) * np.exp(-depth_behind / falloff)
-        for channel in range(3):
-            np.multiply(material[:, channel], shade, out=out[:, m:, TEETH_SHADE + channel])
+        out[:, m:, MOUTH_SHADES] = mouth_shades(
+            self.mouth_material[m:], facing[:, m:], depth_behind, cfg
+        )
         return out

@@ -282,15 +282,15 @@ class Reenactment:
         model: MorphableModel,
         predict_mesh: PredictMesh,
         reenact: Reenact,
-        preprocess: PreprocessConfig | None = None,
-        postprocess: PostprocessConfig | None = None,
+        preprocess_config: PreprocessConfig | None = None,
+        postprocess_config: PostprocessConfig | None = None,
     ) -> None:
         catalogue = load_catalogue(model.expression_names)
         self.config = config
         self.options = OptionParser(config, catalogue)
         self.templates = load_templates(config, catalogue)
-        self.preprocess = FacePreprocessor(preprocess)
-        self.postprocess = postprocess or PostprocessConfig()
+        self.preprocess = FacePreprocessor(preprocess_config)
+        self.postprocess = postprocess_config or PostprocessConfig()
         self.renderer = ReenactorRenderer(model)
         self.encoder = ImageEncoder(config)
         self.predict_mesh = predict_mesh

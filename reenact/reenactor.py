@@ -71,7 +71,8 @@ class ReenactorConfig:
     teeth_from_photo: bool = True  # paint teeth in the colour the photo's own teeth have …
     teeth_min_pixels: int = 12  # … when at least this many render pixels show them …
     teeth_max_saturation: float = 0.25  # … counting pixels this grey ((max - min) / max) …
-    teeth_min_shade: float = 0.3  # … where the source's rendered teeth are lit at least this
+    teeth_min_shade: float = 0.3  # … where the source's rendered teeth are lit at least this …
+    teeth_min_luma: float = 0.35  # … and the colour found is at least this bright (0..1)
 
 
 DEFAULTS = ReenactorConfig()
@@ -101,6 +102,7 @@ class GeometricReenactor(torch.nn.Module):
         teeth_min_pixels: int = DEFAULTS.teeth_min_pixels,
         teeth_max_saturation: float = DEFAULTS.teeth_max_saturation,
         teeth_min_shade: float = DEFAULTS.teeth_min_shade,
+        teeth_min_luma: float = DEFAULTS.teeth_min_luma,
     ) -> None:
         super().__init__()
         self.downsample = downsample
@@ -115,6 +117,7 @@ class GeometricReenactor(torch.nn.Module):
         self.teeth_min_pixels = teeth_min_pixels
         self.teeth_max_saturation = teeth_max_saturation
         self.teeth_min_shade = teeth_min_shade
+        self.teeth_min_luma = teeth_min_luma
         # (3, 3) colours 0..255, rows teeth, gums, cavity: the order of the shade channels
         colours = torch.tensor([teeth_rgb, gums_rgb, cavity_rgb], dtype=torch.float32) * 255.0
         self.register_buffer("default_colours", colours)
@@ -148,6 +151,7 @@ class GeometricReenactor(torch.nn.Module):
             teeth_min_pixels=config.teeth_min_pixels,
             teeth_max_saturation=config.teeth_max_saturation,
             teeth_min_shade=config.teeth_min_shade,
+            teeth_min_luma=config.teeth_min_luma,
         )
 
     def forward(
@@ -221,8 +225,9 @@ class GeometricReenactor(torch.nn.Module):
             padding_mode="border",
             align_corners=False,
         )  # (K, 3, y1 - y0, x1 - x0)
-        colours = self._mouth_colours(source_canvas, source_render)
-        self._paint_mouth(warped, inside, trusted, mouth_box, own, colours)
+        if my0 < my1:
+            colours = self._mouth_colours(source_canvas, source_render)
+            self._paint_mouth(warped, inside, trusted, mouth_box, own, colours)
         out[:, y0:y1, x0:x1] = warped.add_(0.5).clamp_(0.0, 255.0).permute(0, 2, 3, 1)
         return out
 
@@ -326,7 +331,8 @@ class GeometricReenactor(torch.nn.Module):
     ) -> torch.Tensor:
         """(3, 3) colours 0..255 of teeth, gums and cavity: the defaults, with the teeth's
         replaced by the photo's own where the source shows teeth (median of the brighter half
-        of the grey pixels under the source's lit rendered teeth, divided by their shade).
+        of the grey pixels under the source's lit rendered teeth, divided by their shade) and
+        that colour is bright enough to be teeth (not shadow or cavity under a misplaced fit).
         source_canvas: (H, W, 3) uint8; source_render: (h, w, C) float32."""
         colours = self.default_colours.clone()
         if not self.teeth_from_photo:
@@ -345,7 +351,9 @@ class GeometricReenactor(torch.nn.Module):
         luma = rgb @ self.luma
         bright = luma >= luma.median()
         colour = rgb[bright].median(dim=0).values / lit[bright].median().clamp_min(0.1)
-        colours[0] = colour * (255.0 / colour.amax().clamp_min(255.0))  # keep the hue
+        colour = colour * (255.0 / colour.amax().clamp_min(255.0))  # keep the hue
+        if float(colour @ self.luma) >= self.teeth_min_luma * 255.0:
+            colours[0] = colour
         return colours
 
     def _paint_mouth(

@@ -4,8 +4,9 @@ in-process vs through a real tritonserver, against the targets of DESIGN.md §7.
     make bench    (= python -m clients.perf.bench_reenactment [--requests 12])
 
 The in-process side runs under the server's process environment (OpenMP and glibc malloc
-settings of ``reenact.serving.runtime.SERVER_ENV``): without them set, the script starts itself
-again with them, since both are read when a process starts.
+settings of ``reenact.serving.runtime.SERVER_ENV``): without them set, :func:`main` replaces the
+running process (``os.execve``) with a fresh one that has them, since both are read when a
+process starts. Call it as a script, not from other code.
 
 Prints the median latency in-process and through Triton (gRPC, concurrency 1), the serving
 overhead, the CPU seconds one request costs in-process and the throughput that allows on this

@@ -37,7 +37,7 @@ process starts; the Docker image sets the same):
 
 - ``OMP_WAIT_POLICY=PASSIVE``: each python-backend model is its own process with its own OpenMP
   pool, and OpenMP's default spin-waiting makes those pools burn the cores the other processes
-  need (two face_reenactment instances on 2 cores: 2.0 instead of 6.3 requests/s);
+  need (two face_reenactment instances on 2 cores: 2.0 instead of 6.3-6.6 requests/s);
 - the ``MALLOC_*`` settings keep glibc from handing the reenactor's large per-request buffers
   (tens of MB) back to the kernel after every request and faulting them in again: about 8,000
   page faults and 10-20 % of the reenactor's time per request. The price is that each process
@@ -60,7 +60,8 @@ class TritonRuntime:
     perf_analyzer: Path
 
     def server_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
-        """Environment for ``tritonserver``: the venv first on PATH, the venv's libpython found."""
+        """Environment for ``tritonserver``: the venv first on PATH, the venv's libpython found,
+        and :data:`SERVER_ENV` where ``base`` (default: this process's environment) lacks it."""
         env = dict(os.environ if base is None else base)
         venv_bin = str(Path(sys.executable).parent)
         env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "")])

@@ -17,6 +17,7 @@ from reenact.geometric import (
     WARP_WEIGHT,
     ReenactorRenderer,
     RendererConfig,
+    mouth_shades,
 )
 from reenact.morphable import EXPR_SLICE, N_PARAMS, ROT_SLICE, TRANS_SLICE, MorphableModel
 from reenact.reenactor import DEFAULTS, GeometricReenactor
@@ -260,11 +261,40 @@ def test_teeth_keep_the_default_colour_without_teeth_in_the_photo(
     closed_render, teeth = source_teeth(renderer, model, bared=False)
     assert teeth.sum() < DEFAULTS.teeth_min_pixels
     np.testing.assert_allclose(mouth_colours(reenactor, canvas, closed_render)[0], default)
-    # teeth in the render, but the photo shows red there (lips, say): not teeth
+    # teeth in the render, but the photo shows red there (lips, say), or dark grey (shadow, a
+    # cavity under a misplaced fit): not teeth
     open_render, _ = source_teeth(renderer, model, bared=True)
-    red = np.zeros_like(canvas)
-    red[...] = (200, 60, 60)
-    np.testing.assert_allclose(mouth_colours(reenactor, red, open_render)[0], default)
+    for rgb in ((200, 60, 60), (40, 40, 40)):
+        photo = np.zeros_like(canvas)
+        photo[...] = rgb
+        np.testing.assert_allclose(mouth_colours(reenactor, photo, open_render)[0], default)
+
+
+def test_each_mouth_vertex_is_shaded_in_its_materials_channel(renderer):
+    material = renderer.mouth_material
+    teeth, gums = renderer.is_teeth, renderer.is_gums & ~renderer.is_teeth
+    socket = renderer.is_mouth & ~renderer.is_teeth & ~renderer.is_gums
+    assert teeth.any() and gums.any() and socket.any()
+    np.testing.assert_array_equal(material[teeth], np.tile([1.0, 0.0, 0.0], (teeth.sum(), 1)))
+    np.testing.assert_array_equal(material[gums], np.tile([0.0, 1.0, 0.0], (gums.sum(), 1)))
+    np.testing.assert_array_equal(material[socket], np.tile([0.0, 0.0, 1.0], (socket.sum(), 1)))
+    assert not material[~renderer.is_mouth].any()
+
+
+def test_mouth_light_model():
+    config = RendererConfig()
+    material = np.eye(3, dtype=np.float32)  # a tooth, a gum and a socket vertex
+    facing = np.full((2, 3), 0.5, np.float32)
+    depth = np.array([[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]], np.float32)
+    shades = mouth_shades(material, facing, depth, config)
+    assert shades.shape == (2, 3, 3)
+    np.testing.assert_array_equal(shades * (1 - np.eye(3)), 0.0)  # only their own channel
+    light = np.diagonal(shades, axis1=1, axis2=2)  # (2 depths, 3 materials)
+    at_front = config.teeth_ambient + (1 - config.teeth_ambient) * 0.5
+    assert light[0, 0] == pytest.approx(at_front)
+    assert light[1, 0] == pytest.approx(at_front * np.exp(-2.0 / config.teeth_falloff_cm))
+    assert light[0, 0] > light[0, 2] and light[1, 0] > light[1, 2]  # teeth lit more
+    assert (light[1] < light[0]).all()  # deeper is darker
 
 
 def test_batch_equals_single_calls(model, renderer, reenactor, canvas):

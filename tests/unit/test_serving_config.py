@@ -79,6 +79,14 @@ IN_PROCESS_STEPS = {"preprocess": "face_preprocess", "postprocess": "face_postpr
 OWN_SETTINGS = {"torch_threads"}  # face_reenactment's own setting applies to its steps
 
 
+def test_every_section_of_a_committed_config_is_read():
+    """A mistyped section (``preproces.max_pixels``) would be ignored by every reader."""
+    for name in local_repo.model_names():
+        config = local_repo.read_config(local_repo.PRODUCTION_REPOSITORY / name)
+        sections = {key.rpartition(".")[0] for key in config.parameters if "." in key}
+        assert sections <= set(IN_PROCESS_STEPS if name == "face_reenactment" else ()), name
+
+
 @pytest.mark.parametrize("section", sorted(IN_PROCESS_STEPS))
 def test_reenactment_runs_its_steps_with_the_served_steps_settings(section):
     """The same photo must give the same face in face_mesh and face_reenactment."""
