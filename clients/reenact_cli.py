@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--format", choices=("png", "jpeg"), default=None, dest="output_format")
     parser.add_argument("--paste-back", action="store_true", default=None)
+    parser.add_argument(
+        "--face-index", type=int, default=None, help="which face, from the left (default: largest)"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds")
     return parser.parse_args(argv)
 
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             expression=expression,
             output_format=args.output_format,
             paste_back=args.paste_back,
+            face_index=args.face_index,
         )
     except ReenactError as exc:
         print(f"error from the server: {exc}", file=sys.stderr)

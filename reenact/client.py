@@ -89,6 +89,7 @@ class ReenactClient:
         expression: np.ndarray | None = None,
         output_format: str | None = None,
         paste_back: bool | None = None,
+        face_index: int | None = None,
     ) -> list[Any]:
         """The request's input tensors; options left at None are not sent (server defaults)."""
         inputs = [self._input("IMAGE", np.array([image], dtype=object), "BYTES")]
@@ -106,6 +107,8 @@ class ReenactClient:
             inputs.append(self._input("OUTPUT_FORMAT", fmt, "BYTES"))
         if paste_back is not None:
             inputs.append(self._input("PASTE_BACK", np.array([paste_back], np.bool_), "BOOL"))
+        if face_index is not None:
+            inputs.append(self._input("FACE_INDEX", np.array([face_index], np.int32), "INT32"))
         return inputs
 
     def reenact(self, image: bytes, **options: Any) -> ReenactResult:

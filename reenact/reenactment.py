@@ -65,6 +65,7 @@ class ReenactOptions:
     head_pose_deg: np.ndarray  # (3,) yaw, pitch, roll added to the source pose
     output_format: str
     paste_back: bool
+    face_index: int | None = None  # which face, counted from the left; None: the largest
 
 
 def _single_number(value: np.ndarray | None, name: str, default: float) -> float:
@@ -102,6 +103,7 @@ class OptionParser:
         expression: np.ndarray | None = None,
         output_format: np.ndarray | None = None,
         paste_back: np.ndarray | None = None,
+        face_index: np.ndarray | None = None,
     ) -> ReenactOptions:
         """Raises RequestError, saying what is accepted, for anything out of contract."""
         if emotions is not None and expression is not None:
@@ -125,7 +127,21 @@ class OptionParser:
             head_pose_deg=self._head_pose(head_pose),
             output_format=self._format(output_format),
             paste_back=bool(paste_back.reshape(-1)[0]) if paste_back is not None else False,
+            face_index=self._face_index(face_index),
         )
+
+    @staticmethod
+    def _face_index(face_index: np.ndarray | None) -> int | None:
+        if face_index is None:
+            return None
+        if face_index.size != 1:
+            raise RequestError(f"FACE_INDEX must hold one integer, got shape {face_index.shape}")
+        index = int(face_index.reshape(-1)[0])
+        if index < 0:
+            raise RequestError(
+                f"FACE_INDEX must be 0 or more (faces counted from the left): {index}"
+            )
+        return index
 
     def _emotions(self, emotions: np.ndarray) -> tuple[str, ...]:
         requested = _decode_strings(emotions, "EMOTIONS")
@@ -298,7 +314,7 @@ class Reenactment:
 
     def __call__(self, data: bytes, options: ReenactOptions) -> ReenactmentOutput:
         """Raises RequestError for a photo or options the service cannot use."""
-        pre = self.preprocess(data)
+        pre = self.preprocess(data, options.face_index)
         crop_params, crop_landmarks, presence = self.predict_mesh(pre.landmark_crop[None])
         source = postprocess(
             crop_params,

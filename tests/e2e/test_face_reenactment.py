@@ -183,6 +183,19 @@ def test_a_head_lying_sideways_is_reenacted_too(grpc_client):
     assert all(hits.values()), hits
 
 
+def test_face_index_picks_the_face_from_the_left(client):
+    photo = images.encode(images.two_faces(), "PNG")
+    left = client.reenact(photo, emotions=["sad"], face_index=0)
+    right = client.reenact(photo, emotions=["sad"], face_index=1)
+    assert left.face_box[2] <= right.face_box[0]  # the left face ends before the right begins
+    largest = client.reenact(photo, emotions=["sad"])  # default: the larger, right face
+    np.testing.assert_allclose(largest.face_box, right.face_box)
+    with pytest.raises(ReenactError) as info:
+        client.reenact(photo, emotions=["sad"], face_index=2)
+    assert info.value.status in ("StatusCode.INVALID_ARGUMENT", "400")
+    assert "FACE_INDEX 2 is out of range: 2 face(s) found" in str(info.value)
+
+
 def test_far_background_is_unchanged(default_result, source_canvas):
     """Above the hair and beside the head (the canvas's top rows and side columns)."""
     for data in default_result.images:

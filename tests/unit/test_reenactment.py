@@ -55,10 +55,13 @@ def test_valid_options_are_read(parser):
         head_pose=np.array([10, -5, 2], np.float32),
         output_format=strings("PNG"),
         paste_back=np.array([True]),
+        face_index=np.array([1], np.int32),
     )
     assert options.names == ("sad", "angrily surprised") and options.intensity == 0.5
     assert options.head_pose_deg.tolist() == [10, -5, 2]
     assert options.output_format == "png" and options.paste_back
+    assert options.face_index == 1
+    assert parser.parse().face_index is None
 
 
 @pytest.mark.parametrize(
@@ -75,6 +78,8 @@ def test_valid_options_are_read(parser):
         ({"expression": np.zeros((2, 54), np.float32)}, "EXPRESSION must be [K, 55]"),
         ({"expression": np.full((1, 55), 1.5, np.float32)}, "in [0, 1]"),
         ({"output_format": strings("gif")}, "OUTPUT_FORMAT must be one of jpeg, png"),
+        ({"face_index": np.array([0, 1], np.int32)}, "FACE_INDEX must hold one integer"),
+        ({"face_index": np.array([-1], np.int32)}, "FACE_INDEX must be 0 or more"),
         (
             {"emotions": strings("sad"), "expression": np.zeros((1, 55), np.float32)},
             "send EMOTIONS or EXPRESSION, not both",

@@ -17,6 +17,7 @@ OPTIONAL_INPUTS = (
     "EXPRESSION",
     "OUTPUT_FORMAT",
     "PASTE_BACK",
+    "FACE_INDEX",
 )
 
 
