@@ -41,7 +41,9 @@ class ReenactmentConfig:
     neighbours: int = 5  # template rows averaged per emotion (nearest identities)
     max_targets: int = 32  # most images one request may ask for
     max_intensity: float = 1.5
-    max_head_pose_deg: float = 45.0
+    # largest HEAD_POSE yaw, pitch, roll (degrees): beyond them the warp would have to show parts
+    # of the head the photo does not have (at 45 degrees of yaw the face smears)
+    max_head_pose_deg: tuple[float, ...] = (30.0, 20.0, 45.0)
     default_output_format: str = "jpeg"
     jpeg_quality: int = 92
     png_compression: int = 1
@@ -51,6 +53,8 @@ class ReenactmentConfig:
     torch_threads: int = 2
 
     def __post_init__(self) -> None:
+        if len(self.max_head_pose_deg) != 3:
+            raise ValueError("max_head_pose_deg must be 3 angles: yaw, pitch, roll")
         if self.default_output_format not in OUTPUT_FORMATS:
             raise ValueError(f"default_output_format must be one of {OUTPUT_FORMATS}")
 
@@ -180,9 +184,14 @@ class OptionParser:
             raise RequestError(
                 f"HEAD_POSE must be 3 numbers (yaw, pitch, roll in degrees), got {pose.size}"
             )
-        limit = self.config.max_head_pose_deg
-        if not np.isfinite(pose).all() or np.abs(pose).max() > limit:
-            raise RequestError(f"HEAD_POSE angles must be finite and within ±{limit} degrees")
+        limits = np.asarray(self.config.max_head_pose_deg, np.float32)
+        if not np.isfinite(pose).all() or (np.abs(pose) > limits).any():
+            yaw, pitch, roll = self.config.max_head_pose_deg
+            raise RequestError(
+                f"HEAD_POSE angles must be finite and within ±{yaw:g} yaw, ±{pitch:g} pitch, "
+                f"±{roll:g} roll degrees, got {pose.tolist()}: larger turns would show parts of "
+                "the head the photo does not have"
+            )
         return pose
 
     def _format(self, output_format: np.ndarray | None) -> str:

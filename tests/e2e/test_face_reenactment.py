@@ -234,7 +234,7 @@ def test_paste_back_returns_the_photo_changed_only_around_the_face(grpc_client):
         ({"intensity": float("nan")}, "INTENSITY must be a finite number"),
         ({"intensity": 5.0}, "INTENSITY must be in [0, 1.5]"),
         ({"expression": np.zeros((2, 54), np.float32)}, None),
-        ({"head_pose": [0.0, 99.0, 0.0]}, "within ±45.0 degrees"),
+        ({"head_pose": [0.0, 99.0, 0.0]}, "within ±30 yaw, ±20 pitch, ±45 roll degrees"),
     ],
 )
 def test_bad_requests_are_invalid_arg_and_server_goes_on(client, options, words):
