@@ -76,16 +76,6 @@ def vertex_normals_torch(v: torch.Tensor, corners: list[torch.Tensor]) -> torch.
     return torch.nn.functional.normalize(normals, dim=1, eps=1e-12)
 
 
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """:func:`vertex_normals_torch` on arrays. vertices: (N, 3) float32; triangles: (T, 3) int.
-
-    Returns (N, 3) float32.
-    """
-    corners = [torch.from_numpy(np.ascontiguousarray(c, np.int64)) for c in triangles.T]
-    v = torch.from_numpy(np.ascontiguousarray(vertices, np.float32))
-    return vertex_normals_torch(v, corners).numpy()
-
-
 @dataclass(frozen=True)
 class HeadPicture:
     """A shaded render and what lies under each pixel."""
@@ -109,6 +99,7 @@ class HeadPainter:
         drawn = [MATERIAL_NAMES.index(m) for m in MATERIAL_COLOURS]
         mask = np.isin(model.triangle_material, drawn)
         self.triangles = np.ascontiguousarray(model.triangles[mask], np.int32)
+        self._corners = [torch.from_numpy(c.astype(np.int64)) for c in self.triangles.T]
         colours = np.zeros((len(MATERIAL_NAMES), 3), np.float32)
         for name, rgb in MATERIAL_COLOURS.items():
             colours[MATERIAL_NAMES.index(name)] = rgb
@@ -142,7 +133,8 @@ class HeadPainter:
 
     def paint(self, vertices: np.ndarray, height: int, width: int) -> HeadPicture:
         """vertices: (N, 3) float32 image pixels (x right, y down, z larger = nearer)."""
-        normals = vertex_normals(vertices, self.triangles)
+        points = torch.from_numpy(np.ascontiguousarray(vertices, np.float32))
+        normals = vertex_normals_torch(points, self._corners).numpy()
         vertices = np.array(vertices, np.float32, copy=True)
         pixels_per_cm = float(np.linalg.norm(np.ptp(vertices, axis=0))) / self.neutral_span
         vertices[self.iris_vertices, 2] += IRIS_DEPTH_BIAS_CM * pixels_per_cm

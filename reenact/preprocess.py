@@ -64,6 +64,20 @@ class Preprocessed:
     image_to_canvas: np.ndarray  # (2, 3) float32
 
 
+def face_index_option(value: np.ndarray | None) -> int | None:
+    """The optional FACE_INDEX input: None (the largest face) or one integer >= 0, counted from
+    the left. value: any-shape integer array. Raises RequestError otherwise; whether the photo
+    has that many faces is checked by :class:`FacePreprocessor`."""
+    if value is None:
+        return None
+    if value.size != 1:
+        raise RequestError(f"FACE_INDEX must hold one integer, got shape {value.shape}")
+    index = int(value.reshape(-1)[0])
+    if index < 0:
+        raise RequestError(f"FACE_INDEX must be 0 or more (faces counted from the left): {index}")
+    return index
+
+
 class FacePreprocessor:
     def __init__(self, config: PreprocessConfig | None = None) -> None:
         self.config = config or PreprocessConfig()

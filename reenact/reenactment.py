@@ -26,7 +26,7 @@ from reenact.errors import RequestError
 from reenact.geometric import ReenactorRenderer
 from reenact.morphable import EXPR_SLICE, ID_SLICE, N_EXPRESSION, ROT_SLICE, MorphableModel
 from reenact.postprocess import PostprocessConfig, postprocess
-from reenact.preprocess import FacePreprocessor, PreprocessConfig
+from reenact.preprocess import FacePreprocessor, PreprocessConfig, face_index_option
 from reenact.templates import TemplateDatabase, facs_database
 
 OUTPUT_FORMATS = ("jpeg", "png")
@@ -131,21 +131,8 @@ class OptionParser:
             head_pose_deg=self._head_pose(head_pose),
             output_format=self._format(output_format),
             paste_back=bool(paste_back.reshape(-1)[0]) if paste_back is not None else False,
-            face_index=self._face_index(face_index),
+            face_index=face_index_option(face_index),
         )
-
-    @staticmethod
-    def _face_index(face_index: np.ndarray | None) -> int | None:
-        if face_index is None:
-            return None
-        if face_index.size != 1:
-            raise RequestError(f"FACE_INDEX must hold one integer, got shape {face_index.shape}")
-        index = int(face_index.reshape(-1)[0])
-        if index < 0:
-            raise RequestError(
-                f"FACE_INDEX must be 0 or more (faces counted from the left): {index}"
-            )
-        return index
 
     def _emotions(self, emotions: np.ndarray) -> tuple[str, ...]:
         requested = _decode_strings(emotions, "EMOTIONS")

@@ -3,8 +3,7 @@
 import numpy as np
 import torch
 
-from reenact.errors import RequestError
-from reenact.preprocess import FacePreprocessor, PreprocessConfig
+from reenact.preprocess import FacePreprocessor, PreprocessConfig, face_index_option
 from reenact.serving import backend
 from reenact.serving.params import from_model_config
 
@@ -20,10 +19,8 @@ class TritonPythonModel:
 
     def _run(self, request):
         data = backend.single_bytes(backend.required_input(request, "IMAGE"), "IMAGE")
-        face_index = backend.optional_input(request, "FACE_INDEX")
-        if face_index is not None and face_index.size != 1:
-            raise RequestError(f"FACE_INDEX must hold one integer, got shape {face_index.shape}")
-        out = self.preprocess(data, None if face_index is None else int(face_index.reshape(-1)[0]))
+        face_index = face_index_option(backend.optional_input(request, "FACE_INDEX"))
+        out = self.preprocess(data, face_index)
         return {
             "DECODED_IMAGE": out.image,
             "IMAGE_SIZE": np.array(out.image.shape[:2], np.int32),
