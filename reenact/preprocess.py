@@ -41,6 +41,9 @@ class PreprocessConfig:
     min_detection_score: float = DetectorConfig.min_score
     face_center_y: float = CanvasConfig.face_center_y
     face_width: float = CanvasConfig.face_width
+    max_face_width: float = CanvasConfig.max_face_width
+    face_margin: float = CanvasConfig.face_margin
+    outside_fill: int = CanvasConfig.outside_fill
     assets_dir: str = ""  # converted MediaPipe weights; "" = build/assets/mediapipe
     torch_threads: int = 1
 
@@ -48,7 +51,13 @@ class PreprocessConfig:
         return DecodeLimits(self.max_pixels, self.max_bytes, self.alpha_background)
 
     def canvas(self) -> CanvasConfig:
-        return CanvasConfig(face_center_y=self.face_center_y, face_width=self.face_width)
+        return CanvasConfig(
+            face_center_y=self.face_center_y,
+            face_width=self.face_width,
+            max_face_width=self.max_face_width,
+            face_margin=self.face_margin,
+            outside_fill=self.outside_fill,
+        )
 
 
 @dataclass(frozen=True)
@@ -105,9 +114,10 @@ class FacePreprocessor:
         roi = face_roi(face, self.landmark_config)
         size = self.landmark_config.input_size
         crop = warp_crop(image, roi, size, cv2.BORDER_REPLICATE)
-        to_canvas = face_geometry.canvas_transform(face.box, self.canvas_config)
+        frame = self.canvas_config
+        to_canvas = face_geometry.canvas_transform(face.box, frame, image.shape[:2])
         canvas = face_geometry.warp_to_frame(
-            image, to_canvas, self.canvas_config.height, self.canvas_config.width
+            image, to_canvas, frame.height, frame.width, frame.outside_fill
         )
         return Preprocessed(
             image=image,

@@ -13,8 +13,9 @@ in one batch:
    face, weighted by WARP_WEIGHT x visibility, handed over to a smooth extension elsewhere: a
    push-pull (normalised-convolution pyramid) fill at reduced resolution (``downsample`` canvas
    pixels a cell), seeded by every visible non-mouth surface pixel and by zero displacement
-   beyond ``reach_px`` of the drawn head, so hair, neck and background follow and the motion
-   fades to exactly zero far from the face; the blend of correspondence and extension is formed
+   beyond ``reach_px`` of the drawn head and on the canvas's outermost cells, so hair, neck and
+   background follow and the motion fades to exactly zero far from the face and at the canvas
+   edge; the blend of correspondence and extension is formed
    on the render grid and upsampled bilinearly to the canvas (the correspondence is piecewise
    linear, so this is near exact inside triangles);
 3. the source canvas is sampled bilinearly (``grid_sample``) at target pixel + displacement, once
@@ -270,7 +271,12 @@ class GeometricReenactor(torch.nn.Module):
         radius = max(1, -(-self.reach_px // (cell * self.near_block)))
         coarse = _dilate(coarse, radius, radius)
         near = F.interpolate(coarse, scale_factor=float(self.near_block), mode="nearest")
-        return near[:, :, :h, :w] > 0.0
+        near = near[:, :, :h, :w] > 0.0
+        # The canvas's outermost cells anchor the motion at zero: a canvas cut tight around a
+        # close-up then meets the rest of the photo without a seam when pasted back.
+        interior = torch.zeros_like(near)
+        interior[:, :, 1 : h - 1, 1 : w - 1] = True
+        return near & interior
 
     def _displacement(
         self,
