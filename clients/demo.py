@@ -1,7 +1,13 @@
-"""`make demo`: start a local Triton server, reenact a real photo, write out/, stop the server.
+"""`make demo`: start a local Triton server, reenact real photos, write out/, stop the server.
 
-The photo is the scikit-image astronaut (public domain, NASA). Writes the K emotion images and a
-labelled contact sheet with the client CLI (``clients/reenact_cli.py``), over gRPC.
+Three photos, each reenacted with the 15 default emotions over gRPC by the client CLI
+(``clients/reenact_cli.py``), each into its own folder with the images and a labelled contact
+sheet:
+
+- ``astronaut/``: the scikit-image astronaut (public domain, NASA), a portrait with wide margins;
+- ``closeup/``: a 112 x 112 greyscale close-up whose face fills the photo (insightface wheel);
+- ``group/face_<k>/``: every face of a six-person group photo (insightface wheel), ``k``
+  counted from the left.
 """
 
 from __future__ import annotations
@@ -12,11 +18,37 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import skimage.data
 from PIL import Image
 
-from clients import reenact_cli
+from clients import reenact_cli, sample_photos
 from reenact.serving.server import ServerConfig, TritonServer
+
+GROUP_FACES = 6
+
+
+def save_photos(out: Path) -> dict[str, Path]:
+    """Write the demo photos into ``out``; their paths by folder name."""
+    photos: dict[str, np.ndarray] = {
+        "astronaut": skimage.data.astronaut(),
+        "closeup": sample_photos.tom_hanks(),
+        "group": sample_photos.group(),
+    }
+    paths = {}
+    for name, image in photos.items():
+        paths[name] = out / f"{name}.jpg"
+        Image.fromarray(image).save(paths[name], quality=95)
+    return paths
+
+
+def requests(paths: dict[str, Path], out: Path) -> list[list[str]]:
+    """The CLI arguments of every demo request."""
+    calls = [[str(paths[name]), "--out", str(out / name)] for name in ("astronaut", "closeup")]
+    for index in range(GROUP_FACES):
+        folder = out / "group" / f"face_{index}"
+        calls.append([str(paths["group"]), "--out", str(folder), "--face-index", str(index)])
+    return calls
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,16 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
-    photo = args.out / "astronaut.jpg"
-    Image.fromarray(skimage.data.astronaut()).save(photo, quality=95)
+    paths = save_photos(args.out)
+    failed = 0
     with TritonServer(ServerConfig(models=("face_reenactment",))) as server:
-        print(f"server ready in {server.startup_seconds:.1f} s; sending {photo}")
-        started = time.perf_counter()
-        status = reenact_cli.main([str(photo), "--out", str(args.out), "--url", server.grpc_url])
-        print(f"request took {time.perf_counter() - started:.2f} s (first call, includes warm-up)")
-    if status == 0:
-        print(f"emotion images and contact sheet in {args.out.resolve()}/")
-    return status
+        print(f"server ready in {server.startup_seconds:.1f} s")
+        for call in requests(paths, args.out):
+            started = time.perf_counter()
+            status = reenact_cli.main([*call, "--url", server.grpc_url])
+            print(f"  {' '.join(call[:1] + call[3:])}: {time.perf_counter() - started:.2f} s")
+            failed += status != 0
+    print(f"emotion images and contact sheets under {args.out.resolve()}/")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
