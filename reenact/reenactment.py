@@ -269,6 +269,22 @@ def paste_back(
     return out
 
 
+GREY_SPREAD_LEVELS = 4  # channel spread of a greyscale photo after JPEG's chroma rounding
+
+
+def is_greyscale(image: np.ndarray) -> bool:
+    """Whether a (H, W, 3) uint8 RGB image is grey: 99 % of its pixels have channels within
+    GREY_SPREAD_LEVELS of each other."""
+    spread = image.max(axis=-1).astype(np.int16) - image.min(axis=-1)
+    return float(np.percentile(spread, 99)) <= GREY_SPREAD_LEVELS
+
+
+def to_greyscale(images: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 RGB → the same shape, each pixel its luma (ITU-R BT.601) in all channels."""
+    luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(np.rint(luma).clip(0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
 PredictMesh = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, float]]
 """landmark crop (1, 192, 192, 3) uint8 → crop params (162,), crop landmarks (468, 3), presence."""
 Reenact = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -328,6 +344,8 @@ class Reenactment:
         targets = target_params(source, expressions, options.intensity, options.head_pose_deg)
         source_render, target_render = self.renderer.render(source, targets, *pre.canvas.shape[:2])
         reenacted = self.reenact(pre.canvas, source_render, target_render, targets)
+        if is_greyscale(pre.canvas):  # the painted mouth interior must not bring colour in
+            reenacted = to_greyscale(reenacted)
         if options.paste_back:
             reenacted = paste_back(
                 pre.image, pre.canvas, reenacted, pre.image_to_canvas, self.config

@@ -16,8 +16,10 @@ from reenact.reenactment import (
     OptionParser,
     Reenactment,
     ReenactmentConfig,
+    is_greyscale,
     paste_back,
     target_params,
+    to_greyscale,
 )
 from tests import images
 
@@ -160,3 +162,18 @@ def test_the_steps_run_with_the_given_preprocess_and_postprocess_settings():
     )
     with pytest.raises(RequestError, match="no face found"):
         strict(photo, strict.options.parse())
+
+
+def test_greyscale_photos_are_recognised_and_outputs_kept_grey():
+    astronaut = images.astronaut()
+    grey = np.repeat(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
+    assert not is_greyscale(astronaut)
+    assert is_greyscale(grey)
+    jpeg = cv2.imdecode(np.frombuffer(images.encode(grey, "JPEG", quality=80), np.uint8), 1)
+    assert is_greyscale(jpeg)  # JPEG's chroma rounding stays within the allowed spread
+    red_mouth = grey.copy()
+    red_mouth[200:260, 200:300] = (150, 40, 40)  # a painted interior in colour
+    out = to_greyscale(red_mouth[None])[0]
+    assert (out.max(axis=-1) == out.min(axis=-1)).all()
+    assert out[230, 250, 0] == round(0.299 * 150 + 0.587 * 40 + 0.114 * 40)
+    np.testing.assert_array_equal(to_greyscale(grey[None])[0], grey)  # grey stays as it was
