@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: bench-pncc setup test test-unit test-e2e lint format serve demo perf bench clean distclean
 
 ASSETS := build/assets
-MEDIAPIPE := $(ASSETS)/mediapipe/blazeface.pt $(ASSETS)/mediapipe/facemesh.pt
+MEDIAPIPE := $(ASSETS)/mediapipe/blazeface.pt $(ASSETS)/mediapipe/blazeface_full_range.pt $(ASSETS)/mediapipe/facemesh.pt
 
 MESH_PREDICTOR := model_repository/mesh_predictor/1/model.pt
 REENACTOR := model_repository/reenactor/1/model.pt

@@ -1,4 +1,4 @@
-"""Extract MediaPipe's BlazeFace and FaceMesh ``.tflite`` files from the mediapipe wheel.
+"""Extract MediaPipe's BlazeFace (short, full range) and FaceMesh ``.tflite`` files from the wheel.
 
 Set-up step (never run at serving time). The wheel is read as a zip, mediapipe is not installed:
 
@@ -23,7 +23,12 @@ from reenact.assets import build_dir
 from reenact.landmarks import MEDIAPIPE_VERSION, blazeface, facemesh, mediapipe_dir
 
 LICENSE_MEMBER = f"mediapipe-{MEDIAPIPE_VERSION}.dist-info/LICENSE"  # Apache-2.0, travels along
-MEMBERS = (blazeface.TFLITE_MEMBER, facemesh.TFLITE_MEMBER, LICENSE_MEMBER)
+MEMBERS = (
+    blazeface.TFLITE_MEMBER,
+    blazeface.FULL_RANGE_TFLITE_MEMBER,
+    facemesh.TFLITE_MEMBER,
+    LICENSE_MEMBER,
+)
 WHEEL_PATTERN = f"mediapipe-{MEDIAPIPE_VERSION}-*.whl"
 
 
@@ -70,7 +75,7 @@ def _crc32(path: Path) -> int:
 
 
 def extract_models(wheel: Path, out_dir: Path) -> list[tuple[Path, bool]]:
-    """Write the two ``.tflite`` files and the license of ``wheel`` into ``out_dir``;
+    """Write the three ``.tflite`` files and the license of ``wheel`` into ``out_dir``;
     (path, written) for each."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []

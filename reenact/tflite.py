@@ -7,7 +7,9 @@ arrays keyed by role (``kernel``, ``bias``, ``alpha``, ...) and its builtin opti
 
 float16 weights stored behind ``DEQUANTIZE`` ops (how MediaPipe ships its models) are folded: the
 ``DEQUANTIZE`` op disappears from :attr:`TFLiteModel.operators` and its float32 output tensor
-becomes a constant of the consuming op. Only the operators listed in :data:`SUPPORTED_OPS` are
+becomes a constant of the consuming op. Sparse constant weights (TFLite's sparsity format, read
+by a ``DENSIFY`` op, as in the pruned ``*_sparse.tflite`` models) are expanded to dense arrays
+the same way. Only the operators listed in :data:`SUPPORTED_OPS` are
 accepted; anything else raises :class:`UnsupportedModelError`, so a converter never silently
 drops part of a graph.
 
@@ -33,6 +35,8 @@ SUPPORTED_OPS = (
     "ADD",
     "CONCATENATION",
     "CONV_2D",
+    "DENSIFY",
+    "DEPTH_TO_SPACE",
     "DEPTHWISE_CONV_2D",
     "DEQUANTIZE",
     "MAX_POOL_2D",
@@ -40,6 +44,7 @@ SUPPORTED_OPS = (
     "PRELU",
     "RELU",
     "RESHAPE",
+    "RESIZE_BILINEAR",
 )
 
 # Name of each input position, per operator (TFLite's kernel argument order).
@@ -47,12 +52,14 @@ _INPUT_ROLES: dict[str, tuple[str, ...]] = {
     "ADD": ("x", "y"),
     "CONCATENATION": (),  # variadic: roles are "input0", "input1", ...
     "CONV_2D": ("input", "kernel", "bias"),
+    "DEPTH_TO_SPACE": ("input",),
     "DEPTHWISE_CONV_2D": ("input", "kernel", "bias"),
     "MAX_POOL_2D": ("input",),
     "PAD": ("input", "paddings"),
     "PRELU": ("input", "alpha"),
     "RELU": ("input",),
     "RESHAPE": ("input", "shape"),
+    "RESIZE_BILINEAR": ("input", "size"),
 }
 
 _NUMPY_DTYPES: dict[int, np.dtype] = {
@@ -113,13 +120,13 @@ class Operator:
 
 @dataclass(frozen=True)
 class TFLiteModel:
-    """The first subgraph of a TFLite file, DEQUANTIZE ops folded into constants."""
+    """The first subgraph of a TFLite file, DENSIFY/DEQUANTIZE ops folded into constants."""
 
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
     operators: tuple[Operator, ...]
     op_counts: dict[str, int]
-    """Operator histogram of the file as stored (``DEQUANTIZE`` included)."""
+    """Operator histogram of the file as stored (``DENSIFY``/``DEQUANTIZE`` included)."""
 
     def layer(self, name: str) -> Operator:
         """The operator whose first output tensor is called ``name``; KeyError if none."""
@@ -167,6 +174,8 @@ class _Reader:
                 raise UnsupportedModelError(f"operator {opcode} (op #{i}) is not supported")
             if opcode == "DEQUANTIZE":
                 self._fold_dequantize(raw)
+            elif opcode == "DENSIFY":
+                self._fold_densify(raw)
             else:
                 operators.append(self._operator(i, opcode, raw))
         return TFLiteModel(
@@ -204,8 +213,11 @@ class _Reader:
             return None
         if tensor.Type() not in _NUMPY_DTYPES:
             raise UnsupportedModelError(f"tensor type {_TYPE_NAMES[tensor.Type()]} not supported")
+        values = np.frombuffer(raw, dtype=_NUMPY_DTYPES[tensor.Type()]).copy()
         shape = tuple(int(s) for s in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
-        return np.frombuffer(raw, dtype=_NUMPY_DTYPES[tensor.Type()]).reshape(shape).copy()
+        if tensor.Sparsity() is not None:
+            return densify(values, shape, tensor.Sparsity())
+        return values.reshape(shape)
 
     def _fold_dequantize(self, raw: tflite.Operator) -> None:
         (src,) = raw.InputsAsNumpy()
@@ -214,6 +226,16 @@ class _Reader:
         if value is None or value.dtype != np.float16:
             raise UnsupportedModelError("only DEQUANTIZE of constant float16 tensors is supported")
         self.constants[int(dst)] = value.astype(np.float32)
+
+    def _fold_densify(self, raw: tflite.Operator) -> None:
+        (src,) = raw.InputsAsNumpy()
+        (dst,) = raw.OutputsAsNumpy()
+        if self.graph.Tensors(int(src)).Sparsity() is None:
+            raise UnsupportedModelError("DENSIFY of a tensor without sparsity parameters")
+        value = self._tensor_value(int(src))
+        if value is None:
+            raise UnsupportedModelError("only DENSIFY of constant tensors is supported")
+        self.constants[int(dst)] = value
 
     def _operator(self, index: int, opcode: str, raw: tflite.Operator) -> Operator:
         roles = _INPUT_ROLES[opcode]
@@ -236,6 +258,52 @@ class _Reader:
             constants=constants,
             options=_options(opcode, raw),
         )
+
+
+_INDEX_VECTORS: dict[int, type] = {
+    tflite.SparseIndexVector.Int32Vector: tflite.Int32Vector,
+    tflite.SparseIndexVector.Uint16Vector: tflite.Uint16Vector,
+    tflite.SparseIndexVector.Uint8Vector: tflite.Uint8Vector,
+}
+
+
+def _index_vector(kind: int, table: tflite.Table | None) -> np.ndarray:
+    """A sparse dimension's segments or indices array as int64."""
+    if kind not in _INDEX_VECTORS or table is None:
+        raise UnsupportedModelError(f"sparse index vector type {kind} not supported")
+    vector = _INDEX_VECTORS[kind]()
+    vector.Init(table.Bytes, table.Pos)
+    return vector.ValuesAsNumpy().astype(np.int64)
+
+
+def densify(
+    values: np.ndarray, shape: tuple[int, ...], sparsity: tflite.SparsityParameters
+) -> np.ndarray:
+    """The dense array of a sparse TFLite tensor: ``values (nnz,)`` → ``shape``, zeros elsewhere.
+
+    Supported: dimensions in storage order (identity traversal order, no block map), all DENSE
+    except the last, which may be SPARSE_CSR (a row of ``segments`` per leading index, and the
+    column ``indices`` of each stored value), the layout of MediaPipe's pruned models.
+    """
+    order = sparsity.TraversalOrderAsNumpy() if sparsity.TraversalOrderLength() else []
+    if list(order) != list(range(len(shape))) or sparsity.BlockMapLength() > 0:
+        raise UnsupportedModelError("only sparse tensors in storage order without blocks")
+    formats = [sparsity.DimMetadata(d).Format() for d in range(sparsity.DimMetadataLength())]
+    dense = tflite.DimensionType.DENSE
+    if len(formats) != len(shape) or any(f != dense for f in formats[:-1]):
+        raise UnsupportedModelError(f"sparse dimension formats {formats} not supported")
+    if formats[-1] == dense:
+        return values.reshape(shape)
+    last = sparsity.DimMetadata(len(shape) - 1)
+    segments = _index_vector(last.ArraySegmentsType(), last.ArraySegments())
+    columns = _index_vector(last.ArrayIndicesType(), last.ArrayIndices())
+    rows = int(np.prod(shape[:-1]))
+    if len(segments) != rows + 1 or segments[-1] != len(values) or len(columns) != len(values):
+        raise UnsupportedModelError("sparse tensor segments do not match its values")
+    out = np.zeros((rows, shape[-1]), dtype=values.dtype)
+    row_of_value = np.repeat(np.arange(rows), np.diff(segments))
+    out[row_of_value, columns] = values
+    return out.reshape(shape)
 
 
 def _options(opcode: str, raw: tflite.Operator) -> dict[str, Any]:
@@ -276,6 +344,14 @@ def _options(opcode: str, raw: tflite.Operator) -> dict[str, Any]:
         opt = tflite.ConcatenationOptions()
         opt.Init(table.Bytes, table.Pos)
         return {"axis": opt.Axis(), "activation": _ACTIVATION_NAMES[opt.FusedActivationFunction()]}
+    if opcode == "RESIZE_BILINEAR":
+        opt = tflite.ResizeBilinearOptions()
+        opt.Init(table.Bytes, table.Pos)
+        return {"align_corners": opt.AlignCorners(), "half_pixel_centers": opt.HalfPixelCenters()}
+    if opcode == "DEPTH_TO_SPACE":
+        opt = tflite.DepthToSpaceOptions()
+        opt.Init(table.Bytes, table.Pos)
+        return {"block_size": opt.BlockSize()}
     if opcode == "RESHAPE":
         opt = tflite.ReshapeOptions()
         opt.Init(table.Bytes, table.Pos)
@@ -307,7 +383,8 @@ def state_dict_from_tflite(
 
     ``layers`` maps a submodule path of ``module`` (an ``nn.Conv2d`` or ``nn.PReLU``) to the TFLite
     layer that holds its weights. Convolutions must agree in kind (depthwise iff ``groups > 1``),
-    kernel shape and stride, and in padding when the module has a ``tf_padding`` attribute.
+    kernel shape and stride, in padding when the module has a ``tf_padding`` attribute, and in
+    fused activation (the module's ``tf_activation`` attribute, ``"NONE"`` if it has none).
     Raises :class:`UnsupportedModelError` when a layer does not fit, when a weight layer of the
     model is left unused, or when a state dict entry of the module is left unfilled.
     """
@@ -346,8 +423,14 @@ def _conv_state(path: str, conv: nn.Conv2d, op: Operator) -> dict[str, np.ndarra
         raise UnsupportedModelError(f"{path}: {op.name} is {op.opcode}, expected {expected_opcode}")
     if (op.options["stride_h"], op.options["stride_w"]) != tuple(conv.stride):
         raise UnsupportedModelError(f"{path}: stride {conv.stride} differs from {op.name}")
-    if op.options["activation"] != "NONE" or op.options["dilation_h"] != 1:
-        raise UnsupportedModelError(f"{path}: {op.name} has a fused activation or dilation")
+    # A module whose forward applies the activation itself says so with ``tf_activation``.
+    activation = getattr(conv, "tf_activation", "NONE")
+    if op.options["activation"] != activation:
+        raise UnsupportedModelError(
+            f"{path}: {op.name} has fused activation {op.options['activation']}, not {activation}"
+        )
+    if op.options["dilation_h"] != 1 or op.options["dilation_w"] != 1:
+        raise UnsupportedModelError(f"{path}: {op.name} is dilated")
     tf_padding = getattr(conv, "tf_padding", None)
     if tf_padding is not None and max(conv.kernel_size) > 1 and tf_padding != op.options["padding"]:
         raise UnsupportedModelError(f"{path}: padding {tf_padding} != {op.options['padding']}")

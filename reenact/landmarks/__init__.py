@@ -1,10 +1,11 @@
-"""Face detection (MediaPipe BlazeFace short range) and 468-point face mesh (MediaPipe FaceMesh).
+"""Face detection (MediaPipe BlazeFace short and full range) and 468-point face mesh (FaceMesh).
 
-The two TFLite networks of ``mediapipe==0.10.14`` (Apache-2.0) are re-implemented as PyTorch
+The three TFLite networks of ``mediapipe==0.10.14`` (Apache-2.0) are re-implemented as PyTorch
 modules (:mod:`.blazeface`, :mod:`.facemesh`) whose weights ``export/convert_mediapipe.py``
 converts from the ``.tflite`` files that ``export/extract_mediapipe.py`` takes out of the wheel.
 :mod:`.detection` holds the MediaPipe pre/post-processing (letterbox, anchors, weighted NMS, the
-rotated face crop) and :class:`.detection.FaceLandmarker`, the whole image → landmarks path.
+rotated face crop), :class:`.detection.FaceDetector` (both detectors, merged) and
+:class:`.detection.FaceLandmarker`, the whole image → landmarks path.
 
 Import from the submodules; this package module only names where the assets live.
 """

@@ -229,3 +229,165 @@ def load_weights(module: ModuleT, path: Path) -> ModuleT:
     module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     module.requires_grad_(False)
     return module.eval()
+
+
+# --- Full range -----------------------------------------------------------------------------
+
+FULL_RANGE_TFLITE_MEMBER = (
+    "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite"
+)
+"""Path of the full-range model inside the mediapipe wheel (weights pruned, stored sparse)."""
+FULL_RANGE_TFLITE_FILE = PurePosixPath(FULL_RANGE_TFLITE_MEMBER).name
+FULL_RANGE_WEIGHTS_FILE = "blazeface_full_range.pt"
+FULL_RANGE_INPUT_SIZE = 192
+FULL_RANGE_CELLS = 48
+"""The single output grid: 48x48 cells (stride 4), one anchor each."""
+
+
+class PaddedConv2d(nn.Conv2d):
+    """A convolution of the full-range graph: TFLite ``PAD`` (1 px of zeros on each side, for a
+    3x3 kernel) then a ``VALID`` conv, which is ``nn.Conv2d(padding=kernel_size // 2)``; with
+    ``relu`` the conv's fused ReLU. ``tf_padding``/``tf_activation`` let the converter check both
+    against the file."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        relu: bool = False,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            groups=groups,
+        )
+        self.tf_padding = "VALID"
+        self.tf_activation = "RELU" if relu else "NONE"
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._conv_forward(x, self.weight, self.bias)
+        return F.relu(y) if self.relu else y
+
+
+def _depthwise(channels: int, stride: int = 1) -> PaddedConv2d:
+    return PaddedConv2d(channels, channels, 3, stride=stride, groups=channels)
+
+
+class BottleneckBlock(nn.Module):
+    """Residual bottleneck of the full-range backbone, ``(B, C, H, W) → (B, C, H, W)``:
+    depthwise 3x3 → 1x1 to ``mid`` + ReLU → depthwise 3x3 → 1x1 back to C, plus the input → ReLU."""
+
+    def __init__(self, channels: int, mid: int) -> None:
+        super().__init__()
+        self.depthwise1 = _depthwise(channels)
+        self.reduce = PaddedConv2d(channels, mid, relu=True)
+        self.depthwise2 = _depthwise(mid)
+        self.expand = PaddedConv2d(mid, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(self.depthwise2(self.reduce(self.depthwise1(x))))
+        return F.relu(x + y)
+
+
+class DownBlock(nn.Sequential):
+    """Stride-2 stage entry, no residual: ``(B, C_in, H, W) → (B, C_out, H / 2, W / 2)``:
+    depthwise 3x3/2 → 1x1 to ``mid`` + ReLU → depthwise 3x3 → 1x1 to C_out + ReLU."""
+
+    def __init__(self, in_channels: int, mid: int, out_channels: int) -> None:
+        super().__init__(
+            _depthwise(in_channels, stride=2),
+            PaddedConv2d(in_channels, mid, relu=True),
+            _depthwise(mid),
+            PaddedConv2d(mid, out_channels, relu=True),
+        )
+
+
+def _stage(
+    down: tuple[int, int, int] | None, channels: int, mid: int, blocks: int
+) -> nn.Sequential:
+    """An optional :class:`DownBlock` (in, mid, out channels), then ``blocks`` bottlenecks."""
+    layers: list[nn.Module] = [DownBlock(*down)] if down else []
+    layers += [BottleneckBlock(channels, mid) for _ in range(blocks)]
+    return nn.Sequential(*layers)
+
+
+def depth_to_space(x: torch.Tensor, block: int) -> torch.Tensor:
+    """TFLite ``DEPTH_TO_SPACE`` (TF's DCR order) on NCHW: ``(B, block² C, H, W) →
+    (B, C, block H, block W)``; input channel ``(i * block + j) * C + c`` lands at row offset i,
+    column offset j of output channel c (``nn.PixelShuffle`` reads ``c * block² + i * block + j``
+    instead)."""
+    b, channels, h, w = x.shape
+    c = channels // (block * block)
+    x = x.reshape(b, block, block, c, h, w).permute(0, 3, 4, 1, 5, 2)
+    return x.reshape(b, c, h * block, w * block)
+
+
+def _upsample(x: torch.Tensor) -> torch.Tensor:
+    """TFLite ``RESIZE_BILINEAR`` x2 with half-pixel centres (not aligned corners)."""
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+class BlazeFaceFullRange(nn.Module):
+    """BlazeFace full range (``face_detection_full_range_sparse.tflite``).
+
+    ``x: (B, 3, 192, 192)`` float32 in [-1, 1] (letterboxed like short range) →
+    ``(regressors (B, 2304, 16), classificators (B, 2304, 1))`` float32, raw as in TFLite: one
+    anchor per cell of a 48x48 grid (stride 4), row-major; offsets in 192-px tensor units.
+
+    A bottleneck backbone (feature maps 96, 48, 24, 12, 6) and a top-down pyramid back to 48x48
+    (1x1 lateral convs, bilinear x2 upsampling, sums); each head is a 1x1 conv, a depthwise 3x3/2
+    and a depth-to-space x2. Submodules are registered in the order the TFLite graph runs their
+    weight layers; :meth:`tflite_layers` relies on that order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_coords = NUM_COORDS
+        self.stem = PaddedConv2d(3, 32, 3, stride=2, relu=True)
+        self.stage96 = _stage(None, 32, 8, blocks=2)
+        self.stage48 = _stage((32, 16, 64), 64, 16, blocks=2)
+        self.lateral48 = PaddedConv2d(64, 48, relu=True)
+        self.stage24 = _stage((64, 32, 128), 128, 32, blocks=2)
+        self.lateral24 = PaddedConv2d(128, 64, relu=True)
+        self.stage12 = _stage((128, 48, 192), 192, 48, blocks=2)
+        self.lateral12 = PaddedConv2d(192, 96, relu=True)
+        self.stage6 = _stage((192, 96, 384), 384, 96, blocks=3)
+        self.top6 = PaddedConv2d(384, 96, relu=True)
+        self.pyramid12 = _stage(None, 96, 48, blocks=2)
+        self.top12 = PaddedConv2d(96, 64, relu=True)
+        self.pyramid24 = _stage(None, 64, 32, blocks=2)
+        self.top24 = PaddedConv2d(64, 48, relu=True)
+        self.pyramid48 = _stage(None, 48, 24, blocks=1)
+        self.classifier = PaddedConv2d(48, 4)
+        self.classifier_down = _depthwise(4, stride=2)
+        self.regressor = PaddedConv2d(48, 4 * NUM_COORDS)
+        self.regressor_down = _depthwise(4 * NUM_COORDS, stride=2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f48 = self.stage48(self.stage96(self.stem(x)))
+        f24 = self.stage24(f48)
+        f12 = self.stage12(f24)
+        f6 = self.stage6(f12)
+        p12 = self.pyramid12(self.lateral12(f12) + _upsample(self.top6(f6)))
+        p24 = self.pyramid24(self.lateral24(f24) + _upsample(self.top12(p12)))
+        p48 = self.pyramid48(self.lateral48(f48) + _upsample(self.top24(p24)))
+        scores = depth_to_space(self.classifier_down(self.classifier(p48)), 2)
+        boxes = depth_to_space(self.regressor_down(self.regressor(p48)), 2)
+        return _flatten_head(boxes, self.num_coords), _flatten_head(scores, 1)
+
+    def conv_paths(self) -> list[str]:
+        """Module paths of every convolution, in registration (= TFLite execution) order."""
+        return [name for name, m in self.named_modules() if isinstance(m, nn.Conv2d)]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> BlazeFaceFullRange:
+        """The frozen network in eval mode with converted weights (default: ``mediapipe_dir()``)."""
+        default = mediapipe_dir() / FULL_RANGE_WEIGHTS_FILE
+        return load_weights(cls(), Path(path) if path else default)

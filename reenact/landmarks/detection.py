@@ -20,6 +20,7 @@ pixel index i samples the image at the ROI point i / S, as ``cv2.warpAffine`` do
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from reenact.landmarks import blazeface, facemesh, mediapipe_dir
-from reenact.landmarks.blazeface import BlazeFace
+from reenact.landmarks.blazeface import BlazeFace, BlazeFaceFullRange
 from reenact.landmarks.facemesh import FaceMesh
 
 KEYPOINT_NAMES = (
@@ -45,22 +46,65 @@ KEYPOINT_NAMES = (
 
 
 @dataclass(frozen=True)
-class DetectorConfig:
-    """BlazeFace short-range decoding options (MediaPipe ``face_detection_short_range.pbtxt``)."""
+class SsdConfig:
+    """One BlazeFace's anchors and box decoding (MediaPipe ``face_detection_*_range.pbtxt``).
 
-    input_size: int = blazeface.INPUT_SIZE
-    strides: tuple[int, ...] = (8, 16, 16, 16)
+    All anchors are 1x1 (``fixed_anchor_size``); raw offsets are in units of 1/``coord_scale``
+    of the tensor (MediaPipe's x/y/w/h_scale).
+    """
+
+    input_size: int
+    strides: tuple[int, ...]
     """SSD layers; consecutive layers of equal stride share one feature map."""
-    anchors_per_layer: int = 2
-    """Aspect ratio 1.0 plus the interpolated-scale anchor; all anchors are 1x1 (fixed size)."""
+    anchors_per_layer: int
+    """Anchors per cell and layer: 2 with the interpolated-scale anchor, else 1."""
+    coord_scale: float
     anchor_offset: float = 0.5
-    coord_scale: float = 128.0
-    """x/y/w/h_scale: raw offsets are in units of 1/128 of the tensor."""
     num_keypoints: int = len(KEYPOINT_NAMES)
     score_clipping: float = 100.0
+
+
+SHORT_RANGE = SsdConfig(
+    input_size=blazeface.INPUT_SIZE, strides=(8, 16, 16, 16), anchors_per_layer=2, coord_scale=128.0
+)
+"""``face_detection_short_range``: 896 anchors (16x16 x 2, then 8x8 x 6)."""
+FULL_RANGE = SsdConfig(
+    input_size=blazeface.FULL_RANGE_INPUT_SIZE, strides=(4,), anchors_per_layer=1, coord_scale=192.0
+)
+"""``face_detection_full_range``: 2304 anchors (48x48 x 1)."""
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Which passes :class:`FaceDetector` runs and how it merges them.
+
+    Short range on the 128x128 letterbox of the photo (MediaPipe's graph) finds faces from
+    about a tenth of the photo's longer side up to filling it. Full range (a fully convolutional
+    network) runs on a letterbox of the photo too, 192x192 for small photos (MediaPipe's
+    ``face_detection_full_range`` graph) and larger for large ones, so that a face
+    ``min_face_width`` pixels wide reaches the ``face_input_width`` pixels the network needs:
+    the same as running it on tiles, without seams. ``max_input_side`` bounds that cost.
+    """
+
     min_score: float = 0.5
+    """Detection confidence from which a face counts (MediaPipe's default, both networks)."""
     min_suppression_iou: float = 0.3
-    """Weighted NMS merges every box whose IoU with the best remaining box exceeds this."""
+    """Weighted NMS, within one pass, merges boxes whose IoU with the best one exceeds this."""
+    full_range: bool = True
+    """Run the full-range network; False: short range only (MediaPipe's short-range graph)."""
+    merge_iou: float = 0.3
+    """Across passes, a face whose box has a larger IoU with a face already kept is the same."""
+    merge_containment: float = 0.6
+    """...as is one whose box lies by more than this fraction of its area inside a kept box."""
+    min_face_width: float = 40.0
+    """Image pixels: the full-range input is made large enough for faces this wide."""
+    face_input_width: float = 20.0
+    """Network-input pixels from which full range finds faces reliably (measured: 20-24)."""
+    max_input_side: int = 1024
+    """Largest full-range input side (a multiple of 32): ~30x the work of 192x192."""
+    enlarged_min_score: float = 0.6
+    """Confidence from which a face counts when the full-range input is larger than 192: it
+    looks at many more windows than MediaPipe's 192x192, so it is held to a higher score."""
 
 
 @dataclass(frozen=True)
@@ -145,8 +189,9 @@ def _check_image(image: np.ndarray) -> None:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
 
 
-def ssd_anchors(config: DetectorConfig = DetectorConfig()) -> np.ndarray:
-    """Anchor centres ``(896, 2)`` float32 (x, y) in [0, 1] tensor units, in network output order.
+def ssd_anchors(config: SsdConfig = SHORT_RANGE) -> np.ndarray:
+    """Anchor centres ``(A, 2)`` float32 (x, y) in [0, 1] tensor units, in network output order
+    (A = 896 for short range, 2304 for full range).
 
     MediaPipe's SsdAnchorsCalculator with ``fixed_anchor_size``: per feature map, cells row by
     row, each repeated ``anchors_per_layer`` x (number of layers sharing the stride) times.
@@ -196,19 +241,24 @@ def _to_nchw(crop: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def detector_input(
-    image: np.ndarray, config: DetectorConfig = DetectorConfig()
+    image: np.ndarray, input_size: int = SHORT_RANGE.input_size, roi: RotatedRect | None = None
 ) -> tuple[np.ndarray, RotatedRect]:
-    """``image: (H, W, 3) uint8 RGB`` → ``((1, 3, 128, 128) float32 in [-1, 1], letterbox ROI)``."""
+    """``image: (H, W, 3) uint8 RGB`` → ``((1, 3, S, S) float32 in [-1, 1], roi)``: the unrotated
+    square ``roi`` (default: the letterbox of the whole image) resampled to ``input_size``, with
+    black (-1) where it leaves the image."""
     _check_image(image)
-    roi = letterbox_roi(image.shape[0], image.shape[1])
-    crop = warp_crop(image, roi, config.input_size, cv2.BORDER_CONSTANT)
+    roi = roi or letterbox_roi(image.shape[0], image.shape[1])
+    crop = warp_crop(image, roi, input_size, cv2.BORDER_CONSTANT)
     return _to_nchw(crop, -1.0, 1.0), roi
 
 
 def decode_boxes(
-    regressors: np.ndarray, classificators: np.ndarray, config: DetectorConfig = DetectorConfig()
+    regressors: np.ndarray,
+    classificators: np.ndarray,
+    config: SsdConfig = SHORT_RANGE,
+    min_score: float = DetectorConfig.min_score,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw outputs ``(896, 16)``, ``(896, 1)`` → boxes kept by score, in [0, 1] tensor units.
+    """Raw outputs ``(A, 16)``, ``(A, 1)`` → boxes kept by score, in [0, 1] tensor units.
 
     Returns ``boxes (N, 4)`` float32 ``[xmin, ymin, xmax, ymax]``, ``keypoints (N, 6, 2)``
     float32 and ``scores (N,)`` float32 (sigmoid of the clipped logit, >= ``min_score``).
@@ -223,7 +273,7 @@ def decode_boxes(
     boxes = np.concatenate([centers - half, centers + half], axis=1)
     keypoints = raw[:, 4 : 4 + 2 * config.num_keypoints].reshape(-1, config.num_keypoints, 2)
     keypoints = keypoints + anchors[:, None, :]
-    keep = scores >= config.min_score
+    keep = scores >= min_score
     return boxes[keep], keypoints[keep], scores[keep]
 
 
@@ -276,17 +326,19 @@ def postprocess_detections(
     regressors: np.ndarray,
     classificators: np.ndarray,
     roi: RotatedRect,
-    config: DetectorConfig = DetectorConfig(),
+    config: SsdConfig = SHORT_RANGE,
+    min_score: float = DetectorConfig.min_score,
+    min_suppression_iou: float = DetectorConfig.min_suppression_iou,
 ) -> list[FaceDetection]:
-    """BlazeFace outputs ``(896, 16)``, ``(896, 1)`` for the crop ``roi`` → faces in image pixels.
+    """BlazeFace outputs ``(A, 16)``, ``(A, 1)`` for the crop ``roi`` → faces in image pixels.
 
-    ``roi`` is the (unrotated) letterbox of :func:`detector_input`. Faces are ordered left to
-    right (box centre x, then y), so an index selects a stable face.
+    ``roi`` is the unrotated square of :func:`detector_input`. Faces are ordered left to right
+    (box centre x, then y), so an index selects a stable face.
     """
     if roi.rotation != 0:
         raise ValueError("detections can only be mapped back from an unrotated crop")
-    boxes, keypoints, scores = decode_boxes(regressors, classificators, config)
-    boxes, keypoints, scores = weighted_nms(boxes, keypoints, scores, config.min_suppression_iou)
+    boxes, keypoints, scores = decode_boxes(regressors, classificators, config, min_score)
+    boxes, keypoints, scores = weighted_nms(boxes, keypoints, scores, min_suppression_iou)
     to_image = roi.crop_to_image(config.input_size)
     size = config.input_size
     corners = _apply_affine(to_image, boxes.reshape(-1, 2, 2) * size).reshape(-1, 4)
@@ -295,7 +347,46 @@ def postprocess_detections(
         FaceDetection(box=corners[i], keypoints=image_keypoints[i], score=float(scores[i]))
         for i in range(len(scores))
     ]
+    return sort_left_to_right(faces)
+
+
+def sort_left_to_right(faces: Sequence[FaceDetection]) -> list[FaceDetection]:
+    """``faces`` ordered by box centre x, then y: the order ``select_face`` indexes."""
     return sorted(faces, key=lambda face: (face.center[0], face.center[1]))
+
+
+def merge_detections(
+    passes: Sequence[Sequence[FaceDetection]],
+    merge_iou: float = DetectorConfig.merge_iou,
+    merge_containment: float = DetectorConfig.merge_containment,
+) -> list[FaceDetection]:
+    """One face per face found by several passes, left to right.
+
+    ``passes`` are in order of preference (short range, then full range). A face is dropped
+    when its box overlaps a face kept from an earlier pass with IoU > ``merge_iou``, or lies
+    inside such a box by more than ``merge_containment`` of its own area; kept faces are
+    returned unchanged (box, keypoints and score). Faces of one pass are all kept: weighted NMS
+    has already merged them.
+    """
+    kept: list[FaceDetection] = []
+    for faces in passes:
+        earlier = list(kept)
+        kept += [f for f in faces if not _same_face(f, earlier, merge_iou, merge_containment)]
+    return sort_left_to_right(kept)
+
+
+def _same_face(
+    face: FaceDetection, kept: Sequence[FaceDetection], merge_iou: float, containment: float
+) -> bool:
+    if not kept:
+        return False
+    boxes = np.stack([k.box for k in kept]).astype(np.float64)
+    box = face.box.astype(np.float64)
+    if (_iou(box, boxes) > merge_iou).any():
+        return True
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    return bool((width * height > containment * max(face.area, 1e-12)).any())
 
 
 def select_face(faces: Sequence[FaceDetection], index: int | None = None) -> FaceDetection | None:
@@ -356,11 +447,46 @@ def postprocess_landmarks(
     )
 
 
-class FaceDetector:
-    """Image → faces, with the PyTorch BlazeFace (short range)."""
+INPUT_MULTIPLE = 32
+"""The full-range input side must be a multiple of this (its deepest map is 1/32 of it)."""
 
-    def __init__(self, detector: BlazeFace, config: DetectorConfig = DetectorConfig()) -> None:
-        self.detector = detector.eval()
+
+def full_range_input_size(
+    height: int, width: int, config: DetectorConfig = DetectorConfig()
+) -> int:
+    """Side of the square full-range input for a ``width`` x ``height`` photo: 192, or enough
+    for ``min_face_width`` faces to be ``face_input_width`` wide, up to ``max_input_side``."""
+    wanted = max(height, width) * config.face_input_width / config.min_face_width
+    side = INPUT_MULTIPLE * math.ceil(wanted / INPUT_MULTIPLE)
+    return int(
+        min(max(side, FULL_RANGE.input_size), max(config.max_input_side, FULL_RANGE.input_size))
+    )
+
+
+def full_range_ssd(input_size: int) -> SsdConfig:
+    """:data:`FULL_RANGE` for a larger square input: ``(input_size / 4)²`` anchors; raw offsets
+    are input pixels, so ``coord_scale`` is the input size as at 192."""
+    return dataclasses.replace(FULL_RANGE, input_size=input_size, coord_scale=float(input_size))
+
+
+class FaceDetector:
+    """Image → faces, with the PyTorch BlazeFace short range and full range.
+
+    Two passes, merged by :func:`merge_detections` in this order of preference: short range on
+    the letterboxed photo (MediaPipe's ``face_detection_short_range``), then full range on the
+    same letterbox, 192x192 or larger (:func:`full_range_input_size`).
+    """
+
+    def __init__(
+        self,
+        short_range: BlazeFace,
+        full_range: BlazeFaceFullRange | None = None,
+        config: DetectorConfig = DetectorConfig(),
+    ) -> None:
+        if config.full_range and full_range is None:
+            raise ValueError("config.full_range is set but no full-range network was given")
+        self.short_range = short_range.eval()
+        self.full_range = full_range.eval() if full_range is not None else None
         self.config = config
 
     @classmethod
@@ -369,38 +495,69 @@ class FaceDetector:
     ) -> FaceDetector:
         """Load the converted weights from ``folder`` (default ``build/assets/mediapipe``)."""
         folder = Path(folder) if folder else mediapipe_dir()
-        return cls(BlazeFace.load(folder / blazeface.WEIGHTS_FILE), config)
+        full_range = None
+        if config.full_range:
+            full_range = BlazeFaceFullRange.load(folder / blazeface.FULL_RANGE_WEIGHTS_FILE)
+        return cls(BlazeFace.load(folder / blazeface.WEIGHTS_FILE), full_range, config)
 
     def __call__(self, image: np.ndarray) -> list[FaceDetection]:
         """All faces in ``image: (H, W, 3) uint8 RGB``, left to right."""
-        tensor, roi = detector_input(image, self.config)
-        with torch.inference_mode():
-            regressors, classificators = self.detector(torch.from_numpy(tensor))
-        return postprocess_detections(
-            regressors[0].numpy(), classificators[0].numpy(), roi, self.config
+        _check_image(image)
+        letterbox = letterbox_roi(image.shape[0], image.shape[1])
+        passes = self.detect(
+            self.short_range, SHORT_RANGE, image, [letterbox], self.config.min_score
         )
+        if self.full_range is not None:
+            size = full_range_input_size(image.shape[0], image.shape[1], self.config)
+            min_score = self.config.min_score
+            if size > FULL_RANGE.input_size:
+                min_score = max(min_score, self.config.enlarged_min_score)
+            ssd = full_range_ssd(size)
+            passes += self.detect(self.full_range, ssd, image, [letterbox], min_score)
+        return merge_detections(passes, self.config.merge_iou, self.config.merge_containment)
+
+    def detect(
+        self,
+        network: BlazeFace | BlazeFaceFullRange,
+        config: SsdConfig,
+        image: np.ndarray,
+        rois: Sequence[RotatedRect],
+        min_score: float,
+    ) -> list[list[FaceDetection]]:
+        """``network`` on the square ``rois`` of ``image`` (one batch); the faces of each ROI."""
+        batch = np.concatenate([detector_input(image, config.input_size, roi)[0] for roi in rois])
+        with torch.inference_mode():
+            regressors, classificators = network(torch.from_numpy(batch))
+        iou = self.config.min_suppression_iou
+        return [
+            postprocess_detections(
+                regressors[i].numpy(), classificators[i].numpy(), roi, config, min_score, iou
+            )
+            for i, roi in enumerate(rois)
+        ]
 
 
 class FaceLandmarker:
-    """Image → faces → 468 landmarks of one face, with the PyTorch BlazeFace and FaceMesh."""
+    """Image → faces → 468 landmarks of one face, with :class:`FaceDetector` and FaceMesh."""
 
     def __init__(
         self,
-        detector: BlazeFace,
+        detector: FaceDetector,
         mesh: FaceMesh,
-        detector_config: DetectorConfig = DetectorConfig(),
         landmark_config: LandmarkConfig = LandmarkConfig(),
     ) -> None:
-        self.detector = FaceDetector(detector, detector_config)
+        self.detector = detector
         self.mesh = mesh.eval()
         self.landmark_config = landmark_config
 
     @classmethod
-    def from_assets(cls, folder: str | Path | None = None) -> FaceLandmarker:
+    def from_assets(
+        cls, folder: str | Path | None = None, detector_config: DetectorConfig = DetectorConfig()
+    ) -> FaceLandmarker:
         """Load the converted weights from ``folder`` (default ``build/assets/mediapipe``)."""
         folder = Path(folder) if folder else mediapipe_dir()
         return cls(
-            BlazeFace.load(folder / blazeface.WEIGHTS_FILE),
+            FaceDetector.from_assets(folder, detector_config),
             FaceMesh.load(folder / facemesh.WEIGHTS_FILE),
         )
 

@@ -1,4 +1,5 @@
-"""PyTorch BlazeFace + FaceMesh against MediaPipe's TFLite models; the detect → landmarks path.
+"""PyTorch BlazeFace (short and full range) + FaceMesh against MediaPipe's TFLite models; the
+detect → landmarks path.
 
 The assets are those ``make setup`` extracts from the mediapipe wheel and converts.
 """
@@ -17,9 +18,10 @@ import torch
 from ai_edge_litert.interpreter import Interpreter
 
 from reenact.landmarks import blazeface, facemesh, mediapipe_dir
-from reenact.landmarks.blazeface import BlazeFace
+from reenact.landmarks.blazeface import BlazeFace, BlazeFaceFullRange
 from reenact.landmarks.detection import (
-    DetectorConfig,
+    FULL_RANGE,
+    SHORT_RANGE,
     FaceDetection,
     FaceLandmarker,
     RotatedRect,
@@ -46,7 +48,9 @@ from reenact.tflite import (
 # oneDNN/MKL kernels, fused vs separate bias/activation) through ~35 layers. That error scales
 # with the magnitude of the activations: measured worst case ~2e-6 x the tensor's largest value
 # (0.017 on BlazeFace logits of magnitude 8.8e3 in a letterbox border), ~1e-4 on typical outputs.
-# Allowed: 1e-5 x max|reference| + 1e-3, a 5x margin on the worst case.
+# Allowed: 1e-5 x max|reference| + 1e-3, a 5x margin on the worst case. Full range (sparse
+# weights densified exactly, ~90 layers) measured 8.4e-5 on regressors of magnitude 112, i.e.
+# ~7.5e-7 x max: inside the same bound.
 RAW_REL_TO_MAX = 1e-5
 RAW_ATOL = 1e-3
 # Boxes, keypoints and landmarks in image pixels agree to < 4e-4 px; allowed 1/100 pixel.
@@ -66,8 +70,15 @@ LEFT_EYE_CORNERS = (362, 263)
 def mediapipe_assets() -> Path:
     """``build/assets/mediapipe`` with both ``.tflite`` and ``.pt`` files, as set-up makes it."""
     folder = mediapipe_dir()
-    names = (blazeface.TFLITE_FILE, facemesh.TFLITE_FILE, blazeface.WEIGHTS_FILE)
-    missing = [n for n in (*names, facemesh.WEIGHTS_FILE) if not (folder / n).is_file()]
+    names = (
+        blazeface.TFLITE_FILE,
+        blazeface.FULL_RANGE_TFLITE_FILE,
+        facemesh.TFLITE_FILE,
+        blazeface.WEIGHTS_FILE,
+        blazeface.FULL_RANGE_WEIGHTS_FILE,
+        facemesh.WEIGHTS_FILE,
+    )
+    missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         pytest.fail(f"MediaPipe assets {missing} missing in {folder}: run `make setup`")
     return folder
@@ -96,6 +107,11 @@ def _interpreter(path: Path) -> Callable[[np.ndarray], list[np.ndarray]]:
 @pytest.fixture(scope="session")
 def tflite_detector(mediapipe_assets: Path) -> Callable[[np.ndarray], list[np.ndarray]]:
     return _interpreter(mediapipe_assets / blazeface.TFLITE_FILE)
+
+
+@pytest.fixture(scope="session")
+def tflite_full_range(mediapipe_assets: Path) -> Callable[[np.ndarray], list[np.ndarray]]:
+    return _interpreter(mediapipe_assets / blazeface.FULL_RANGE_TFLITE_FILE)
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +169,9 @@ def _detect_both(
     x, roi = detector_input(image)
     regressors, classificators = tflite_detector(x)
     with torch.inference_mode():
-        torch_regressors, torch_classificators = landmarker.detector.detector(torch.from_numpy(x))
+        torch_regressors, torch_classificators = landmarker.detector.short_range(
+            torch.from_numpy(x)
+        )
     _assert_raw_close(torch_regressors.numpy(), regressors)
     _assert_raw_close(torch_classificators.numpy(), classificators)
     return (
@@ -185,7 +203,27 @@ def test_tflite_reader_sees_the_expected_ops(mediapipe_assets: Path) -> None:
         "PAD": 3,
         "PRELU": 23,
     }
-    assert set(detector.op_counts) | set(mesh.op_counts) <= set(SUPPORTED_OPS)
+    full_range = read_tflite(mediapipe_assets / blazeface.FULL_RANGE_TFLITE_FILE)
+    assert full_range.op_counts == {
+        "ADD": 19,
+        "CONV_2D": 49,
+        "DENSIFY": 46,
+        "DEPTHWISE_CONV_2D": 42,
+        "DEPTH_TO_SPACE": 2,
+        "DEQUANTIZE": 182,
+        "PAD": 43,
+        "RESHAPE": 2,
+        "RESIZE_BILINEAR": 3,
+    }
+    assert [t.shape for t in full_range.inputs] == [(1, 192, 192, 3)]
+    assert [t.shape for t in full_range.outputs] == [(1, 2304, 16), (1, 2304, 1)]
+    # The 46 sparse 1x1 kernels are densified: pruned weights become zeros, kept ones stay.
+    densified = [op.constants["kernel"] for op in full_range.operators if op.opcode == "CONV_2D"]
+    zero_fraction = np.mean([float((k == 0).mean()) for k in densified])
+    assert 0.3 < zero_fraction < 0.9
+    assert all(np.isfinite(k).all() and (k != 0).any() for k in densified)
+    ops = set(detector.op_counts) | set(mesh.op_counts) | set(full_range.op_counts)
+    assert ops <= set(SUPPORTED_OPS)
     assert [t.shape for t in detector.inputs] == [(1, 128, 128, 3)]
     assert [t.shape for t in detector.outputs] == [(1, 896, 16), (1, 896, 1)]
     assert [t.shape for t in mesh.inputs] == [(1, 192, 192, 3)]
@@ -217,6 +255,33 @@ def test_detector_matches_tflite(
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_full_range_detector_matches_tflite(
+    name: str,
+    landmarker: FaceLandmarker,
+    tflite_full_range: Callable[[np.ndarray], list[np.ndarray]],
+) -> None:
+    image = VARIANTS[name]
+    x, roi = detector_input(image, FULL_RANGE.input_size)
+    regressors, classificators = tflite_full_range(x)
+    assert landmarker.detector.full_range is not None
+    with torch.inference_mode():
+        torch_regressors, torch_classificators = landmarker.detector.full_range(torch.from_numpy(x))
+    _assert_raw_close(torch_regressors.numpy(), regressors)
+    _assert_raw_close(torch_classificators.numpy(), classificators)
+    faces = postprocess_detections(
+        torch_regressors[0].numpy(), torch_classificators[0].numpy(), roi, FULL_RANGE
+    )
+    reference = postprocess_detections(regressors[0], classificators[0], roi, FULL_RANGE)
+    assert len(faces) == len(reference)
+    if name in ("original", "flipped", "downscaled"):  # a face of ~1/3 of the photo
+        assert len(faces) == 1
+    for face, ref in zip(faces, reference, strict=True):
+        np.testing.assert_allclose(face.box, ref.box, rtol=0, atol=PIXEL_ATOL)
+        np.testing.assert_allclose(face.keypoints, ref.keypoints, rtol=0, atol=PIXEL_ATOL)
+        assert face.score == pytest.approx(ref.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_facemesh_matches_tflite(
     name: str,
     landmarker: FaceLandmarker,
@@ -239,14 +304,17 @@ def test_facemesh_matches_tflite(
     assert points.face_present and points.presence > 0.99
 
 
-@pytest.mark.parametrize("network", [BlazeFace, FaceMesh])
+@pytest.mark.parametrize("network", [BlazeFace, BlazeFaceFullRange, FaceMesh])
 def test_networks_trace_and_script(
-    network: type[BlazeFace] | type[FaceMesh], mediapipe_assets: Path
+    network: type[BlazeFace] | type[BlazeFaceFullRange] | type[FaceMesh], mediapipe_assets: Path
 ) -> None:
     image = VARIANTS["face_crop"]
     if network is BlazeFace:
         model = network.load(mediapipe_assets / blazeface.WEIGHTS_FILE)
         x = torch.from_numpy(detector_input(image)[0])
+    elif network is BlazeFaceFullRange:
+        model = network.load(mediapipe_assets / blazeface.FULL_RANGE_WEIGHTS_FILE)
+        x = torch.from_numpy(detector_input(image, FULL_RANGE.input_size)[0])
     else:
         model = network.load(mediapipe_assets / facemesh.WEIGHTS_FILE)
         x = torch.from_numpy(landmark_input(image, RotatedRect(115, 110, 230, 230)))
@@ -340,13 +408,18 @@ def test_two_faces_select_by_index_or_largest(landmarker: FaceLandmarker) -> Non
 
 
 def test_anchor_layout() -> None:
-    anchors = ssd_anchors(DetectorConfig())
+    anchors = ssd_anchors(SHORT_RANGE)
     assert anchors.shape == (896, 2) and anchors.dtype == np.float32
     np.testing.assert_allclose(anchors[0], anchors[1])  # 2 anchors per 16x16 cell
     np.testing.assert_allclose(anchors[0], [0.5 / 16, 0.5 / 16])
     np.testing.assert_allclose(anchors[2], [1.5 / 16, 0.5 / 16])  # row-major: x first
     np.testing.assert_allclose(anchors[512:518], np.tile([0.5 / 8, 0.5 / 8], (6, 1)))
     np.testing.assert_allclose(anchors[-1], [7.5 / 8, 7.5 / 8])
+    full = ssd_anchors(FULL_RANGE)
+    assert full.shape == (2304, 2)  # one anchor per cell of 48x48
+    np.testing.assert_allclose(full[0], [0.5 / 48, 0.5 / 48])
+    np.testing.assert_allclose(full[1], [1.5 / 48, 0.5 / 48])
+    np.testing.assert_allclose(full[48], [0.5 / 48, 1.5 / 48])
 
 
 def test_weighted_nms_averages_overlapping_boxes() -> None:
