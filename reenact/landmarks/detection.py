@@ -486,7 +486,10 @@ class FaceDetector:
         if config.full_range and full_range is None:
             raise ValueError("config.full_range is set but no full-range network was given")
         self.short_range = short_range.eval()
-        self.full_range = full_range.eval() if full_range is not None else None
+        # config.full_range=False leaves a given full-range network unused.
+        self.full_range = (
+            full_range.eval() if full_range is not None and config.full_range else None
+        )
         self.config = config
 
     @classmethod

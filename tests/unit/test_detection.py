@@ -54,8 +54,8 @@ def test_group_photo_six_faces_left_to_right(detector: FaceDetector) -> None:
     assert np.all(np.diff(centres[:, 0]) > 0)  # numbered from the left
     np.testing.assert_allclose(centres, T1_FACE_CENTRES, atol=T1_TOLERANCE_PX)
     # Short range alone (MediaPipe's short-range graph) finds none of them: too small for it.
-    short_only = FaceDetector(detector.short_range, None, DetectorConfig(full_range=False))
-    assert short_only(image) == []
+    short_only = DetectorConfig(full_range=False)
+    assert FaceDetector(detector.short_range, detector.full_range, short_only)(image) == []
 
 
 def test_40px_face_in_a_2000px_photo(detector: FaceDetector) -> None:
