@@ -5,12 +5,10 @@ Real faces (scikit-image's astronaut, the six faces of insightface's ``t1.jpg`` 
 crops; the smallest and largest face widths found are printed as a fraction of the photo width
 and in pixels. Off-line tool, not used at serving time:
 
-    python -m export.measure_detection_range [--sdist build/downloads/insightface-0.7.3.tar.gz]
+    python -m export.measure_detection_range
 
-(run as a module from the repository root: it reads the photos through ``tests``).
-
-The insightface sdist is fetched into ``build/downloads`` with pip if missing (it is only read
-as a tar file, never installed). A face counts as found when a detection's box centre lies
+The insightface photos are the ones ``make setup`` fetches (:mod:`clients.sample_photos`).
+A face counts as found when a detection's box centre lies
 inside the pasted face's box. Face widths are the detector's own box widths on the source.
 """
 
@@ -20,15 +18,14 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import skimage.data
 import torch
 
+from clients import sample_photos
 from reenact.landmarks.detection import DetectorConfig, FaceDetection, FaceDetector
-from tests.insightface_images import insightface_image
 
 WIDTHS = (12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64, 80, 96, 128, 160, 192)
 """Pasted face widths in pixels, for the small-face sweep."""
@@ -47,12 +44,12 @@ class Face:
     box: np.ndarray
 
 
-def reference_faces(detector: FaceDetector, sdist: Path | None) -> list[Face]:
+def reference_faces(detector: FaceDetector) -> list[Face]:
     """The astronaut, Tom Hanks and the six faces of t1.jpg, each with its detected box."""
-    group = insightface_image("t1.jpg", sdist)
+    group = sample_photos.group()
     photos = {
         "astronaut": skimage.data.astronaut(),
-        "tom_hanks": insightface_image("Tom_Hanks_54745.png", sdist),
+        "tom_hanks": sample_photos.tom_hanks(),
     }
     faces = []
     for name, photo in photos.items():
@@ -123,11 +120,10 @@ def sweep(detector: FaceDetector, faces: list[Face], photo: tuple[int, int]) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sdist", type=Path, help="insightface sdist (default: build/downloads)")
-    args = parser.parse_args(argv)
+    parser.parse_args(argv)
     torch.set_num_threads(1)
     detector = FaceDetector.from_assets()
-    faces = reference_faces(detector, args.sdist)
+    faces = reference_faces(detector)
     print(f"{len(faces)} reference faces: " + ", ".join(f.name for f in faces))
     configs = {
         "short range only": DetectorConfig(full_range=False),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from clients import sample_photos
 from reenact.landmarks.detection import (
     DetectorConfig,
     FaceDetection,
@@ -16,7 +17,6 @@ from reenact.landmarks.detection import (
     merge_detections,
     select_face,
 )
-from tests.insightface_images import insightface_image
 
 # Where the six faces of insightface's t1.jpg (1280x886) are, read off the photo: the centre of
 # each face, left to right, to within a quarter of a face width (faces are ~100-130 px wide).
@@ -47,7 +47,7 @@ def _paste(face: np.ndarray, width: int, photo: tuple[int, int], at: tuple[int, 
 
 
 def test_group_photo_six_faces_left_to_right(detector: FaceDetector) -> None:
-    image = insightface_image("t1.jpg")
+    image = sample_photos.group()
     faces = detector(image)
     assert len(faces) == 6
     centres = np.array([face.center for face in faces])
