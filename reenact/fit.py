@@ -24,6 +24,23 @@ non-negative), which favours explaining a deformation with few blendshapes. The 
 the "secondary" blendshapes (cheekRaiser, cheekSquint, mouthDimple, ...) more expensive than the
 primary ones they are correlated with, so that a smile goes into mouthSmile and not into
 cheekRaiser + mouthDimple (DESIGN.md §9 f).
+
+Numerics. Every landmark input gives finite parameters; nothing raises from linear algebra:
+
+- a non-finite landmark (NaN, inf) is a zero-weight point, and so are non-finite or negative
+  weights; a row without a usable point, or whose usable points are all equal to float32
+  resolution, gets the mean face, unrotated, one pixel per centimetre, at their centroid;
+- the fit runs in float64 on the landmarks centred and divided by their weighted RMS spread, so
+  that pixel scales from 1e-30 to 1e30 behave alike (the fit is equivariant to a translation and a
+  uniform scale of the landmarks, so this changes nothing but rounding);
+- the normal matrix of the shape step is assembled in float64, symmetrised and given a ridge
+  relative to its diagonal; the Cholesky factorisation checks its status and, where it fails,
+  retries with a stronger ridge and finally falls back to the diagonal alone.
+
+In float32 the assembly is not positive definite to rounding: with ``z_weight = 0`` the depth
+translation is unobserved (exact eigenvalue ``_POSE_RIDGE = 1e-8``), while subtracting the depth
+part from the full 3D Gram matrix, whose entries reach 100 cm^2, leaves float32 rounding of about
+1e-6 in every entry, so that the sign of the last Cholesky pivot depended on the BLAS kernel.
 """
 
 from __future__ import annotations
@@ -53,6 +70,21 @@ SECONDARY_EXPRESSIONS = (
 # A tiny ridge (cm^2) on the linearised pose increments of the shape step, so that the solve stays
 # defined when the weighting leaves one of them unobserved (z_weight = 0 and the depth translation).
 _POSE_RIDGE = 1e-8
+# Ridge on every unknown, relative to the mean diagonal of the float64 normal matrix. Rounding in
+# its assembly (sums of 3 * 468 products) perturbs its eigenvalues by about 1e-13 of that mean;
+# 1e-9 dominates this by four orders and is 1e-5 of the default priors. Where a factorisation
+# still fails (non-finite or absurd input), the ridge grows by 1e3 per retry.
+_RELATIVE_RIDGE = 1e-9
+_RIDGE_GROWTH = 1e3
+_RIDGE_RETRIES = 3
+# Usable landmarks whose RMS spread is below this fraction of their magnitude are all equal up to
+# float32 resolution (about 6e-8 of the magnitude, ten units of which are allowed for).
+_MIN_RELATIVE_SPREAD = 1e-6
+# Floor of the similarity scale in units of the normalised landmarks (RMS spread 1, where a face
+# gives 1 / (its RMS radius in cm) ~ 0.15), and of the model points' variance (cm^2): the scale
+# of a similarity onto a target that is uncorrelated with the model can be 0.
+_MIN_SCALE = 1e-6
+_MIN_VARIANCE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -92,8 +124,9 @@ class FitConfig:
 
 
 class FitResult(NamedTuple):
-    params: Tensor  # (B, 162) float32, layout of reenact.morphable
-    residual: Tensor  # (B, L, 3) float32 pixels: fitted model landmarks minus observed ones
+    params: Tensor  # (B, 162) dtype of the landmarks, layout of reenact.morphable
+    # (B, L, 3) pixels: fitted model landmarks minus observed ones (0 at non-finite landmarks)
+    residual: Tensor
 
 
 def landmark_bases(
@@ -122,7 +155,7 @@ class LandmarkFitter(nn.Module):
     """Fits parameters (B, 162) to landmarks (B, L, 3) in closed form; see the module docstring.
 
     tri_vertices: (L, 3) int64 and barycentric: (L, 3) float32 name the model point of each
-    landmark. The landmark bases are computed once here and held as buffers.
+    landmark. The landmark bases are computed once here and held as float64 buffers.
     """
 
     def __init__(
@@ -142,64 +175,128 @@ class LandmarkFitter(nn.Module):
         self.n_alternations = int(config.n_alternations)
         self.n_active_set_steps = int(config.n_active_set_steps)
         self.z_weight = float(config.z_weight)
-        mult = torch.from_numpy(config.expression_multipliers(model.expression_names))
-        l2 = torch.cat(
-            [torch.full((N_IDENTITY,), config.identity_prior), config.expression_prior * mult]
-        )
-        l2 = torch.cat([l2, torch.full((7,), _POSE_RIDGE)])
-        l1 = torch.cat([torch.zeros(N_IDENTITY), config.expression_sparsity * mult, torch.zeros(7)])
-        basis_t = torch.from_numpy(basis).reshape(-1, basis.shape[2]).t().contiguous()
-        self.register_buffer("mean", torch.from_numpy(mean))  # (L, 3)
+        # TorchScript reads module attributes, not module-level globals
+        self.relative_ridge = _RELATIVE_RIDGE
+        self.min_relative_spread = _MIN_RELATIVE_SPREAD
+        self.min_scale = _MIN_SCALE
+        self.min_variance = _MIN_VARIANCE
+        self.ridge_growth = _RIDGE_GROWTH
+        self.ridge_retries = _RIDGE_RETRIES
+        f64 = torch.float64
+        mult = torch.from_numpy(config.expression_multipliers(model.expression_names)).to(f64)
+        identity_l2 = torch.full((N_IDENTITY,), config.identity_prior, dtype=f64)
+        pose_l2 = torch.full((7,), _POSE_RIDGE, dtype=f64)
+        l2 = torch.cat([identity_l2, config.expression_prior * mult, pose_l2])
+        no_l1 = torch.zeros(N_IDENTITY + 7, dtype=f64)
+        l1 = torch.cat([no_l1[:N_IDENTITY], config.expression_sparsity * mult, no_l1[N_IDENTITY:]])
+        basis_t = torch.from_numpy(basis).double().reshape(-1, basis.shape[2]).t().contiguous()
+        self.register_buffer("mean", torch.from_numpy(mean).double())  # (L, 3)
         self.register_buffer("basis_t", basis_t)  # (K, 3L): A^T, columns landmark-major
-        uniform = torch.full((1, self.n_landmarks), 1.0 / self.n_landmarks)
+        uniform = torch.full((1, self.n_landmarks), 1.0 / self.n_landmarks, dtype=torch.float64)
         self.register_buffer("uniform_gram", self._data_gram(uniform)[0])  # (K, K)
-        self.register_buffer("l2_prior", l2.to(torch.float32))  # (K + 7,)
-        self.register_buffer("l1_prior", l1.to(torch.float32))  # (K + 7,)
-        self.register_buffer("flip", torch.tensor([1.0, -1.0, 1.0]))  # image y down <-> model y up
+        self.register_buffer("l2_prior", l2)  # (K + 7,)
+        self.register_buffer("l1_prior", l1)  # (K + 7,)
+        # image y down <-> model y up
+        self.register_buffer("flip", torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64))
         # unknowns of the shape step: identity, expression, then 7 pose increments
         bounded = torch.zeros(N_IDENTITY + N_EXPRESSION + 7, dtype=torch.bool)
         bounded[N_IDENTITY : N_IDENTITY + N_EXPRESSION] = True
         self.register_buffer("bounded", bounded)
 
     def model_landmarks(self, coeffs: Tensor) -> Tensor:
-        """coeffs: (B, 155) identity then expression. Returns (B, L, 3) model centimetres."""
+        """coeffs: (B, 155) float64 identity then expression. Returns (B, L, 3) model cm."""
         offsets = torch.matmul(coeffs, self.basis_t).reshape(-1, self.n_landmarks, 3)
         return self.mean + offsets
 
     def forward(self, landmarks: Tensor, weights: Tensor | None = None) -> FitResult:
-        """landmarks: (B, L, 3) float32 image pixels; weights: optional (L,) or (B, L) >= 0."""
-        batch = landmarks.shape[0]
-        torch._assert(landmarks.shape[1] == self.n_landmarks, "landmarks must be (B, L, 3)")
-        target = landmarks * self.flip  # right-handed: x right, y up, z towards the camera
-        if weights is None:
-            w = torch.full(
-                (batch, self.n_landmarks),
-                1.0 / self.n_landmarks,
-                dtype=target.dtype,
-                device=target.device,
-            )
-            gram = self.uniform_gram.expand(batch, -1, -1)
+        """landmarks: (B, L, 3) float image pixels; weights: optional (L,) or (B, L) >= 0.
+
+        Returns params (B, 162) and residual (B, L, 3) in the dtype of ``landmarks``, always
+        finite; see the module docstring for non-finite and degenerate input.
+        """
+        torch._assert(landmarks.dim() == 3, "landmarks must be (B, L, 3)")
+        torch._assert(
+            landmarks.shape[1] == self.n_landmarks and landmarks.shape[2] == 3,
+            "landmarks must be (B, L, 3)",
+        )
+        observed = torch.isfinite(landmarks).all(dim=2)  # (B, L)
+        # right-handed: x right, y up, z towards the camera
+        image = torch.where(observed[:, :, None], landmarks.double(), 0.0) * self.flip
+        w, usable = self._clean_weights(observed, weights)
+        taking_part = ((w > 0) & usable[:, None])[:, :, None]  # (B, L, 1)
+        target = torch.where(taking_part, image, 0.0)
+        centre, unit, degenerate = _normalisation(target, w, self.min_relative_spread)
+        target = torch.where(taking_part, (target - centre[:, None, :]) / unit[:, None, None], 0.0)
+        if weights is None and bool(observed.all()):
+            gram = self.uniform_gram.expand(landmarks.shape[0], -1, -1)
         else:
-            w = weights.to(target.dtype).expand(batch, self.n_landmarks)
-            w = w / w.sum(dim=1, keepdim=True)
             gram = self._data_gram(w)
-        points = self.mean.expand(batch, self.n_landmarks, 3)
-        coeffs = torch.zeros(batch, self.basis_t.shape[0], dtype=target.dtype, device=target.device)
-        rotation, translation, scale = _similarity(points, target, w)
-        for _ in range(self.n_alternations):
-            coeffs = self._solve_shape(target, w, gram, points, rotation, translation, scale)
-            points = self.model_landmarks(coeffs)
-            rotation, translation, scale = _similarity(points, target, w)
+        coeffs, points, rotation, translation, scale = self._alternate(target, w, gram)
+        params, fitted = self._in_pixels(
+            coeffs, points, rotation, translation * unit[:, None] + centre, scale * unit
+        )
+        fallback = degenerate | ~torch.isfinite(params).all(dim=1)
+        fallback = fallback | ~torch.isfinite(fitted).all(dim=2).all(dim=1)
+        params = torch.where(fallback[:, None], self._neutral_params(centre), params)
+        neutral = self.mean + centre[:, None, :]  # the mean face, unrotated, one pixel per cm
+        fitted = torch.where(fallback[:, None, None], neutral, fitted)
+        residual = torch.where(observed[:, :, None], (fitted - image) * self.flip, 0.0)
+        return FitResult(_to_finite(params, landmarks.dtype), _to_finite(residual, landmarks.dtype))
+
+    def _in_pixels(
+        self, coeffs: Tensor, points: Tensor, rotation: Tensor, translation: Tensor, scale: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Params (B, 162) and fitted landmarks (B, L, 3) right-handed pixels, from coeffs (B, 155),
+        model landmarks ``points`` (B, L, 3) and the pose in right-handed pixels."""
         fitted = scale[:, None, None] * torch.matmul(points, rotation.transpose(1, 2))
         fitted = fitted + translation[:, None, :]
         params = torch.cat(
             [coeffs, rotation_angles(rotation), translation * self.flip, scale[:, None]], dim=1
         )
         torch._assert(params.shape[1] == self.n_params, "params must follow reenact.morphable")
-        return FitResult(params, (fitted - target) * self.flip)
+        return params, fitted
+
+    def _clean_weights(self, observed: Tensor, weights: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Weights (B, L) float64 summing to 1 and usable (B,) bool.
+
+        A weight is 0 at a non-finite landmark and where the given weight is not a finite
+        positive number; a row without a positive weight is not usable and gets uniform weights.
+        """
+        raw = observed.to(torch.float64)
+        if weights is not None:
+            given = weights.to(torch.float64).expand(observed.shape[0], self.n_landmarks)
+            raw = torch.where(torch.isfinite(given) & (given > 0), given, 0.0) * raw
+        peak = raw.amax(dim=1, keepdim=True)  # divided out first: huge weights cannot overflow
+        usable = peak > 0
+        raw = torch.where(usable, raw / torch.where(usable, peak, 1.0), 1.0)
+        return raw / raw.sum(dim=1, keepdim=True), usable[:, 0]
+
+    def _neutral_params(self, centre: Tensor) -> Tensor:
+        """(B, 162) float64: the mean face, unrotated, one pixel per cm, at ``centre`` (B, 3)."""
+        zeros = torch.zeros(centre.shape[0], self.n_params - 4, dtype=centre.dtype)
+        ones = torch.ones(centre.shape[0], 1, dtype=centre.dtype)
+        return torch.cat([zeros.to(centre.device), centre * self.flip, ones.to(centre.device)], 1)
+
+    def _alternate(
+        self, target: Tensor, w: Tensor, gram: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The pose <-> shape rounds on normalised landmarks ``target`` (B, L, 3) float64.
+
+        Returns coeffs (B, 155), model landmarks (B, L, 3), rotation (B, 3, 3), translation (B, 3)
+        and scale (B,), the pose in the normalised frame.
+        """
+        batch = target.shape[0]
+        points = self.mean.expand(batch, self.n_landmarks, 3)
+        coeffs = torch.zeros(batch, self.basis_t.shape[0], dtype=target.dtype, device=target.device)
+        rotation, translation, scale = self._similarity(points, target, w)
+        for _ in range(self.n_alternations):
+            coeffs = self._solve_shape(target, w, gram, points, rotation, translation, scale)
+            points = self.model_landmarks(coeffs)
+            rotation, translation, scale = self._similarity(points, target, w)
+        return coeffs, points, rotation, translation, scale
 
     def _data_gram(self, w: Tensor) -> Tensor:
-        """sum_l w_l A_l^T A_l for weights w (B, L): (B, K, K)."""
+        """sum_l w_l A_l^T A_l for weights w (B, L) float64: (B, K, K) float64."""
         w3 = w.repeat_interleave(3, dim=1)  # (B, 3L), the order of basis_t's columns
         return torch.matmul(self.basis_t * w3[:, None, :], self.basis_t.t())
 
@@ -255,7 +352,91 @@ class LandmarkFitter(nn.Module):
             weighted = along * w[:, :, None] * (self.z_weight - 1.0)  # (B, L, K + 7)
             normal = normal + torch.matmul(weighted.transpose(1, 2), along)
             rhs = rhs + torch.matmul(weighted.transpose(1, 2), depth_resid)[:, :, 0]
-        return _box_solve(normal, rhs, self.bounded, self.n_active_set_steps)[:, :k]
+        return self._box_solve(normal, rhs)[:, :k]
+
+    def _similarity(
+        self, source: Tensor, target: Tensor, w: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Weighted Umeyama: ``target ~ scale * rotation @ source + translation``.
+
+        source, target: (B, L, 3) float64, target normalised (RMS spread 1 or less); w: (B, L)
+        summing to 1. Returns rotation (B, 3, 3), translation (B, 3), scale (B,) >= ``min_scale``.
+        """
+        wk = w[:, :, None]
+        mu_s = (wk * source).sum(1)
+        mu_t = (wk * target).sum(1)
+        src = source - mu_s[:, None, :]
+        tgt = target - mu_t[:, None, :]
+        cov = torch.matmul((wk * tgt).transpose(1, 2), src)  # (B, 3, 3)
+        u, sing, vh = torch.linalg.svd(cov)
+        det = torch.linalg.det(torch.matmul(u, vh))
+        sign = torch.where(det < 0, -torch.ones_like(det), torch.ones_like(det))
+        fix = torch.cat([torch.ones_like(sing[:, :2]), sign[:, None]], dim=1)  # no reflection
+        rotation = torch.matmul(u * fix[:, None, :], vh)
+        var_s = (wk * src * src).sum(dim=(1, 2)).clamp(min=self.min_variance)
+        scale = ((sing * fix).sum(1) / var_s).clamp(min=self.min_scale)
+        translation = mu_t - scale[:, None] * torch.matmul(rotation, mu_s[:, :, None])[:, :, 0]
+        return rotation, translation, scale
+
+    def _box_solve(self, normal: Tensor, rhs: Tensor) -> Tensor:
+        """Minimise ``c^T normal c - 2 rhs^T c`` with ``c[:, bounded]`` in [0, 1].
+
+        normal: (B, K, K) float64, symmetric positive semi-definite up to rounding; rhs: (B, K)
+        float64; ``self.bounded`` (K,) bool marks the boxed unknowns. The normal matrix is
+        symmetrised and gets the ridge ``relative_ridge`` times its mean diagonal. A fixed number
+        of active-set steps (the fixed set starts empty), each an equality-constrained Cholesky
+        solve; the result is clamped. Returns (B, K) float64.
+        """
+        normal = 0.5 * (normal + normal.transpose(1, 2))
+        level = _diagonal_level(normal)
+        eye = torch.eye(rhs.shape[1], dtype=normal.dtype, device=normal.device)
+        normal = normal + eye * (self.relative_ridge * level)[:, None, None]
+        at_lower = torch.zeros(rhs.shape, dtype=torch.bool, device=rhs.device)
+        at_upper = torch.zeros_like(at_lower)
+        coeffs = rhs
+        n_steps = self.n_active_set_steps
+        for step in range(n_steps):
+            free = (~(at_lower | at_upper)).to(normal.dtype)  # (B, K)
+            fixed_value = at_upper.to(normal.dtype)  # 1 at the upper bound, 0 elsewhere
+            system = normal * free[:, :, None] * free[:, None, :] + eye * (1.0 - free)[:, None, :]
+            moved = rhs - torch.matmul(normal, fixed_value[:, :, None])[:, :, 0]
+            # Cholesky, not torch.linalg.solve: batched LU gives wrong pivots with more than one
+            # thread in the torch 2.13 CPU build (MKL "DLASWP" errors)
+            factor = self._spd_cholesky(system, level)
+            coeffs = torch.cholesky_solve((free * moved + fixed_value)[:, :, None], factor)[:, :, 0]
+            if step + 1 < n_steps:
+                grad = torch.matmul(normal, coeffs[:, :, None])[:, :, 0] - rhs
+                at_lower = self.bounded & (((free > 0) & (coeffs < 0)) | (at_lower & (grad >= 0)))
+                at_upper = self.bounded & (((free > 0) & (coeffs > 1)) | (at_upper & (grad <= 0)))
+        return torch.where(self.bounded, coeffs.clamp(0.0, 1.0), coeffs)
+
+    def _spd_cholesky(self, system: Tensor, level: Tensor) -> Tensor:
+        """Lower Cholesky factor (B, K, K) of symmetric ``system`` (B, K, K) float64; never raises.
+
+        Where the factorisation fails, a ridge of ``level`` (B,) times a growing factor is added and
+        it is retried; after ``ridge_retries`` failures the positive diagonal alone is used.
+        """
+        factor, info = torch.linalg.cholesky_ex(system)
+        eye = torch.eye(system.shape[1], dtype=system.dtype, device=system.device)
+        ridge = self.relative_ridge
+        for _ in range(self.ridge_retries):
+            failed = info != 0
+            if not bool(failed.any()):
+                break
+            ridge = ridge * self.ridge_growth
+            retry, retry_info = torch.linalg.cholesky_ex(
+                system + eye * (ridge * level)[:, None, None]
+            )
+            factor = torch.where(failed[:, None, None], retry, factor)
+            info = torch.where(failed, retry_info, info)
+        # an infinite entry passes with info 0 but leaves an infinite or NaN pivot
+        failed = (info != 0) | ~torch.isfinite(factor.diagonal(dim1=1, dim2=2)).all(dim=1)
+        if bool(failed.any()):
+            diagonal = system.diagonal(dim1=1, dim2=2).abs()
+            diagonal = torch.where(torch.isfinite(diagonal), diagonal, torch.zeros_like(diagonal))
+            jacobi = torch.diag_embed((diagonal + level[:, None]).sqrt())
+            factor = torch.where(failed[:, None, None], jacobi, factor)
+        return factor
 
 
 def _pose_jacobian(points: Tensor) -> Tensor:
@@ -273,53 +454,31 @@ def _pose_jacobian(points: Tensor) -> Tensor:
     return torch.stack(rows, dim=-2)
 
 
-def _similarity(source: Tensor, target: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Weighted Umeyama: ``target ~ scale * rotation @ source + translation``.
+def _normalisation(
+    target: Tensor, w: Tensor, min_relative_spread: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Weighted centroid (B, 3), RMS spread (B,) and degenerate (B,) bool of ``target``.
 
-    source, target: (B, L, 3); w: (B, L) summing to 1.
-    Returns rotation (B, 3, 3), translation (B, 3), scale (B,).
+    target: (B, L, 3) float64, zero where ``w`` (B, L), summing to 1, is zero. A row is degenerate
+    where its spread is below ``min_relative_spread`` of its magnitude (no shape at float32
+    resolution) or it has none; its spread is then 1.
     """
-    wk = w[:, :, None]
-    mu_s = (wk * source).sum(1)
-    mu_t = (wk * target).sum(1)
-    src = source - mu_s[:, None, :]
-    tgt = target - mu_t[:, None, :]
-    cov = torch.matmul((wk * tgt).transpose(1, 2), src)  # (B, 3, 3)
-    u, sing, vh = torch.linalg.svd(cov)
-    sign = torch.sign(torch.linalg.det(torch.matmul(u, vh)))
-    fix = torch.cat([torch.ones_like(sing[:, :2]), sign[:, None]], dim=1)  # no reflection
-    rotation = torch.matmul(u * fix[:, None, :], vh)
-    var_s = (wk * src * src).sum(dim=(1, 2))
-    scale = (sing * fix).sum(1) / var_s
-    translation = mu_t - scale[:, None] * torch.matmul(rotation, mu_s[:, :, None])[:, :, 0]
-    return rotation, translation, scale
+    centre = (w[:, :, None] * target).sum(1)
+    variance = (w * (target - centre[:, None, :]).square().sum(2)).sum(1)
+    spread = variance.clamp(min=1e-200).sqrt()  # the clamp keeps the gradient finite at 0
+    magnitude = target.abs().amax(dim=2).amax(dim=1)
+    degenerate = ~((spread > min_relative_spread * magnitude) & (magnitude > 0))
+    return centre, torch.where(degenerate, torch.ones_like(spread), spread), degenerate
 
 
-def _box_solve(normal: Tensor, rhs: Tensor, bounded: Tensor, n_steps: int) -> Tensor:
-    """Minimise ``c^T normal c - 2 rhs^T c`` with ``c[:, bounded]`` in [0, 1].
+def _diagonal_level(matrix: Tensor) -> Tensor:
+    """Mean absolute finite diagonal entry of (B, K, K), at least 1e-300: (B,)."""
+    diagonal = matrix.diagonal(dim1=1, dim2=2).abs()
+    finite = torch.where(torch.isfinite(diagonal), diagonal, torch.zeros_like(diagonal))
+    return finite.mean(dim=1).clamp(min=1e-300)
 
-    normal: (B, K, K) symmetric positive definite; rhs: (B, K); bounded: (K,) bool. A fixed number
-    of active-set steps (the fixed set starts empty), each an equality-constrained Cholesky solve
-    in float64; the result is clamped. Returns (B, K), same dtype as ``rhs``.
-    """
-    dtype = rhs.dtype
-    normal, rhs = normal.double(), rhs.double()
-    at_lower = torch.zeros(rhs.shape, dtype=torch.bool, device=rhs.device)
-    at_upper = torch.zeros_like(at_lower)
-    eye = torch.eye(rhs.shape[1], dtype=normal.dtype, device=normal.device)
-    coeffs = rhs
-    for step in range(n_steps):
-        free = (~(at_lower | at_upper)).to(normal.dtype)  # (B, K)
-        fixed_value = at_upper.to(normal.dtype)  # 1 at the upper bound, 0 elsewhere
-        system = normal * free[:, :, None] * free[:, None, :] + eye * (1.0 - free)[:, None, :]
-        moved = rhs - torch.matmul(normal, fixed_value[:, :, None])[:, :, 0]
-        # Cholesky, not torch.linalg.solve: batched LU gives wrong pivots with more than one
-        # thread in the torch 2.13 CPU build (MKL "DLASWP" errors)
-        factor = torch.linalg.cholesky(system)
-        coeffs = torch.cholesky_solve((free * moved + fixed_value)[:, :, None], factor)[:, :, 0]
-        if step + 1 < n_steps:
-            grad = torch.matmul(normal, coeffs[:, :, None])[:, :, 0] - rhs
-            at_lower = bounded & (((free > 0) & (coeffs < 0)) | (at_lower & (grad >= 0)))
-            at_upper = bounded & (((free > 0) & (coeffs > 1)) | (at_upper & (grad <= 0)))
-    clamped = torch.where(bounded, coeffs.clamp(0.0, 1.0), coeffs)
-    return clamped.to(dtype)
+
+def _to_finite(values: Tensor, dtype: torch.dtype) -> Tensor:
+    """``values`` in ``dtype``, clamped to float32's finite range (a no-op for fitted faces)."""
+    float32_max = 3.4028234663852886e38
+    return values.clamp(-float32_max, float32_max).to(dtype)

@@ -280,3 +280,114 @@ def test_config_expression_multipliers(model):
         FitConfig(expression_multiplier_overrides=(("notAShape", 1.0),)).expression_multipliers(
             names
         )
+
+
+def test_z_weight_zero_normal_matrix_is_positive_definite(model, correspondence):
+    """With z_weight=0 the depth translation is unobserved: the exact smallest eigenvalue of the
+    shape step's normal matrix is the pose ridge 1e-8. Assembled in float32 by subtracting the
+    depth part from the 3D Gram matrix (entries up to ~100), rounding of ~1e-6 made it negative
+    on some BLAS kernels and the Cholesky factorisation raised."""
+    params = random_cases(model, 4, seed=8)
+    landmarks = synth_landmarks(model, correspondence, params, noise_px=0.5)
+    landmarks[:, :, 2] += torch.from_numpy(np.random.default_rng(8).normal(0, 8.0, (4, 468)))
+    fitter = LandmarkFitter(model, *correspondence, FitConfig(z_weight=0.0))
+    normals = []
+    solve = fitter._box_solve
+
+    def spy(normal: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+        normals.append(normal.detach().clone())
+        return solve(normal, rhs)
+
+    fitter._box_solve = spy
+    fitter(landmarks)
+    assert len(normals) == FitConfig().n_alternations
+    for normal in normals:
+        assert normal.dtype == torch.float64
+        smallest = torch.linalg.eigvalsh(0.5 * (normal + normal.transpose(1, 2)))[:, 0]
+        # float64 rounding of the assembly moves eigenvalues by ~1e-13 (4 orders below 1e-8)
+        assert (smallest > 0.5e-8).all(), smallest
+
+
+def test_z_weight_zero_fit_does_not_depend_on_thread_count(model, correspondence):
+    params = random_cases(model, 2, seed=9)
+    landmarks = synth_landmarks(model, correspondence, params, noise_px=0.5)
+    fitter = LandmarkFitter(model, *correspondence, FitConfig(z_weight=0.0))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = fitter(landmarks).params
+        torch.set_num_threads(2)
+        double = fitter(landmarks).params
+    finally:
+        torch.set_num_threads(threads)
+    # BLAS summation order differs between thread counts: float64 rounding (~1e-13) amplified by
+    # the conditioning of identity (~1e6) stays far below 1e-4; the output is float32 (~1e-6)
+    assert torch.allclose(single, double, rtol=1e-4, atol=1e-4)
+
+
+def test_cholesky_recovers_from_an_indefinite_system(fitter):
+    """A rounding-size negative pivot (what float32 assembly produced) gets a ridge, and a
+    non-finite system falls back to its diagonal, instead of raising."""
+    k = 162
+    good = torch.eye(k, dtype=torch.float64) * 2.0
+    good[0, 1] = good[1, 0] = 0.5
+    indefinite = torch.eye(k, dtype=torch.float64)
+    indefinite[-1, -1] = -2e-6
+    broken = torch.eye(k, dtype=torch.float64)
+    broken[3, 5] = broken[5, 3] = float("nan")
+    systems = torch.stack([good, indefinite, broken])
+    level = systems.diagonal(dim1=1, dim2=2).nan_to_num().abs().mean(1)
+    factor = fitter._spd_cholesky(systems, level)
+    assert torch.isfinite(factor).all()
+    assert torch.equal(factor[0], torch.linalg.cholesky(good))  # untouched where it succeeds
+    # the retried system is the indefinite one plus the first ridge large enough: 1e-6 of the mean
+    # diagonal (~1) does not lift -2e-6, 1e-3 does
+    rebuilt = factor[1] @ factor[1].T
+    assert torch.allclose(rebuilt, indefinite + 1e-3 * level[1] * torch.eye(k), atol=1e-12)
+    solution = torch.cholesky_solve(torch.ones(3, k, 1, dtype=torch.float64), factor)
+    assert torch.isfinite(solution).all()
+
+
+def test_non_finite_landmarks_count_as_zero_weight(model, correspondence, fitter):
+    params = random_cases(model, 2, seed=10)
+    landmarks = synth_landmarks(model, correspondence, params, noise_px=1.0)
+    broken = landmarks.clone()
+    broken[0, :30, 1] = float("nan")
+    broken[1, 100:110] = float("inf")
+    weights = torch.isfinite(broken).all(dim=2).float()
+    with_nan = fitter(broken)
+    zero_weight = fitter(landmarks, weights)
+    # the same arithmetic on the same usable points; only the residual of the bad ones differs
+    assert torch.allclose(with_nan.params, zero_weight.params, atol=1e-5)
+    assert torch.isfinite(with_nan.residual).all()
+    assert (with_nan.residual[weights == 0] == 0).all()
+    good = weights > 0
+    assert torch.allclose(with_nan.residual[good], zero_weight.residual[good], atol=1e-4)
+
+
+def test_no_usable_landmark_gives_the_mean_face(fitter):
+    landmarks = torch.full((3, 468, 3), float("nan"))
+    landmarks[1] = torch.tensor([40.0, 50.0, -3.0])  # all equal: a point, no shape
+    landmarks[2] = torch.rand(468, 3) * 100.0
+    weights = torch.ones(3, 468)
+    weights[2] = 0.0  # real points but no weight
+    params = fitter(landmarks, weights).params
+    assert torch.isfinite(params).all()
+    assert (params[:, :158] == 0).all()  # mean face, unrotated
+    assert torch.equal(params[:, 161], torch.ones(3))  # one pixel per centimetre
+    assert torch.equal(params[0, 158:161], torch.zeros(3))
+    assert torch.allclose(params[1, 158:161], torch.tensor([40.0, 50.0, -3.0]))
+    assert torch.equal(params[2, 158:161], torch.zeros(3))
+
+
+@pytest.mark.parametrize("exponent", [-20, -7, 7, 20])
+def test_fit_is_equivariant_to_the_pixel_scale(model, correspondence, fitter, exponent):
+    """A power-of-two scale is exact in float32 and the fit works on the landmarks normalised by
+    their spread, so the shape is the same and the pose scales with them (1e-6 .. 1e6)."""
+    params = random_cases(model, 2, seed=11)
+    landmarks = synth_landmarks(model, correspondence, params, noise_px=1.0)
+    factor = 2.0**exponent
+    base, scaled = fitter(landmarks).params, fitter(landmarks * factor).params
+    # identical normalised arithmetic; the float32 output rounds to ~1e-7 relative
+    assert torch.allclose(scaled[:, :158], base[:, :158], rtol=1e-5, atol=1e-5)
+    assert torch.allclose(scaled[:, 158:] / factor, base[:, 158:], rtol=1e-5, atol=1e-5)
