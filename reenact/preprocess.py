@@ -99,7 +99,8 @@ class FacePreprocessor:
     def __call__(self, data: bytes, face_index: int | None = None) -> Preprocessed:
         """Raises RequestError for a bad photo, no face, or a face index out of range."""
         image = decode_image(data, self.config.limits())
-        faces = self.detector(image)
+        # numbering faces needs them all; the default, the largest, is found by cheaper passes
+        faces = self.detector(image, exhaustive=face_index is not None)
         if not faces:
             raise RequestError(
                 f"no face found in IMAGE ({image.shape[1]}x{image.shape[0]} pixels): send a photo "

@@ -118,3 +118,18 @@ def test_merge_orders_left_to_right_and_keeps_one_pass_as_is() -> None:
     a, b = _face([0, 0, 100, 100], 0.9), _face([10, 0, 110, 100], 0.8)  # IoU 0.82
     assert merge_detections([[a], [b]]) == [a]
     assert len(merge_detections([[a], [b]], merge_iou=0.9, merge_containment=1.0)) == 2
+
+
+def test_the_largest_face_is_found_without_the_exhaustive_pass(detector: FaceDetector) -> None:
+    """Without a face to number, the enlarged pass runs only when nothing else finds a face:
+    the largest face must be the same either way."""
+    group = sample_photos.group()
+    every = detector(group)
+    cheap = detector(group, exhaustive=False)
+    assert 1 <= len(cheap) <= len(every)
+    largest = max(every, key=lambda face: face.area)
+    found = max(cheap, key=lambda face: face.area)
+    np.testing.assert_allclose(found.box, largest.box, atol=T1_TOLERANCE_PX)
+    head = skimage.data.astronaut()[30:270, 120:360]  # a ~40 px face, as above
+    small, _ = _paste(head, 100, (1500, 2000), (1200, 900))
+    assert len(detector(small, exhaustive=False)) == 1  # found by the enlarged pass only
