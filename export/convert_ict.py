@@ -3,8 +3,8 @@
 Input (upstream ICT-VGL/ICT-FaceKit, folder ``FaceXModel/``): ``generic_neutral_mesh.obj``,
 ``identity000.obj`` ... ``identityNNN.obj``, one ``<expression>.obj`` per blendshape (those of
 ``vertex_indices.json["expressions"]`` plus ``cheekRaiser_L/R``, which upstream ships but does not
-list) and ``vertex_indices.json``. Output: the npz format of
-``../shared/assets/ict-facekit/README.md``.
+list) and ``vertex_indices.json``. Output: the npz format of docs/assets.md. Set-up runs it
+through :mod:`export.fetch_ict`, which downloads and verifies the upstream files first.
 
     python -m export.convert_ict path/to/FaceXModel [--out build/assets/ict-facekit/ict_facekit.npz]
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reenact.assets import ICT_NPZ, assets_dir
+from reenact.assets import ICT_NPZ, ict_build_dir
 from reenact.morphable import MATERIAL_NAMES
 
 NEUTRAL_OBJ = "generic_neutral_mesh.obj"
@@ -153,9 +153,9 @@ def convert(
     extra_expressions: tuple[str, ...] = UNLISTED_EXPRESSIONS,
 ) -> Path:
     """Convert ``facex_dir`` (an upstream ``FaceXModel/`` folder) into the npz at ``out_path``
-    (default ``assets_dir()/ict-facekit/ict_facekit.npz``). Returns the written path."""
+    (default ``ict_build_dir()/ict_facekit.npz``). Returns the written path."""
     folder = Path(facex_dir)
-    out = Path(out_path) if out_path else assets_dir() / "ict-facekit" / ICT_NPZ
+    out = Path(out_path) if out_path else ict_build_dir() / ICT_NPZ
     meta = json.loads((folder / VERTEX_INDICES_JSON).read_text())
     neutral_mesh = read_obj(folder / NEUTRAL_OBJ)
     unknown = set(neutral_mesh.groups) - set(MATERIAL_NAMES)
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         type=Path,
         default=None,
-        help=f"output npz (default: {assets_dir() / 'ict-facekit' / ICT_NPZ})",
+        help=f"output npz (default: {ict_build_dir() / ICT_NPZ})",
     )
     args = parser.parse_args(argv)
     path = convert(args.facex_dir, args.out)

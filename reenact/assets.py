@@ -1,12 +1,12 @@
 """Where the project's model assets live.
 
 Nothing here downloads anything. Set-up (``make setup``) puts every generated asset under
-``build/assets`` of the checkout (or ``$REENACT_BUILD_DIR``); the ICT-FaceKit morphable model is
-found in this order (DESIGN.md §6):
+``build/assets`` of the checkout (or ``$REENACT_BUILD_DIR``). The ICT-FaceKit morphable model is
+found in this order (docs/assets.md):
 
-1. the folder named by ``$REENACT_ICT_DIR`` (holding ``ict_facekit.npz``);
-2. ``../shared/assets/ict-facekit`` beside the checkout;
-3. ``build/assets/ict-facekit`` (made by the converter from an upstream ``FaceXModel/`` folder).
+1. the folder named by ``$REENACT_ICT_DIR`` (holding ``ict_facekit.npz`` and its LICENSE);
+2. ``build/assets/ict-facekit``, where set-up (``python -m export.fetch_ict``) puts the model it
+   downloads from the pinned upstream commit, verifies and converts.
 """
 
 from __future__ import annotations
@@ -35,13 +35,17 @@ def assets_dir() -> Path:
     return build_dir() / "assets"
 
 
+def ict_build_dir() -> Path:
+    """The folder set-up fetches the ICT-FaceKit model into: ``ict_facekit.npz`` + LICENSE."""
+    return assets_dir() / "ict-facekit"
+
+
 def ict_dir_candidates() -> list[Path]:
     """The folders searched for the ICT-FaceKit model, in order."""
     candidates = []
     if os.environ.get(ICT_ENV):
         candidates.append(Path(os.environ[ICT_ENV]))
-    candidates.append(REPO_ROOT.parent / "shared" / "assets" / "ict-facekit")
-    candidates.append(assets_dir() / "ict-facekit")
+    candidates.append(ict_build_dir())
     return candidates
 
 
@@ -53,6 +57,7 @@ def ict_model_path() -> Path:
             return path.resolve()
     looked = ", ".join(str(c) for c in ict_dir_candidates())
     raise AssetNotFoundError(
-        f"ICT-FaceKit model {ICT_NPZ} not found (looked in: {looked}). Set ${ICT_ENV} to a folder "
-        "holding it, or convert an upstream FaceXModel/ folder with export/convert_ict.py."
+        f"ICT-FaceKit model {ICT_NPZ} not found (looked in: {looked}). Run `make setup` "
+        "(python -m export.fetch_ict downloads, verifies and converts it), or set "
+        f"${ICT_ENV} to a folder holding it; without network access see docs/assets.md."
     )

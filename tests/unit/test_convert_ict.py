@@ -29,10 +29,10 @@ def shipped() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def upstream_dir() -> Path:
-    """The folder of the shipped npz that also holds the two upstream sample OBJ files."""
+    """A model folder ($REENACT_ICT_DIR) that also holds two upstream sample OBJ files."""
     folder = next((d for d in ict_dir_candidates() if (d / NEUTRAL_OBJ).is_file()), None)
     if folder is None:
-        pytest.skip("the upstream sample OBJ files (../shared/assets/ict-facekit) are absent")
+        pytest.skip("no model folder holds the upstream sample OBJ files")
     return folder
 
 
@@ -93,13 +93,12 @@ def write_obj(path: Path, vertices: np.ndarray, faces: str = "") -> None:
     path.write_text("\n".join(lines) + "\n" + faces)
 
 
-@pytest.fixture
-def synthetic_facex(tmp_path) -> tuple[Path, dict]:
-    """A 5-vertex model: a quad in M_Face and a triangle in M_Teeth, 2 identities, 3 listed
-    expressions plus the unlisted cheekRaiser_L/R."""
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "FaceXModel"
-    folder.mkdir()
+def write_synthetic_facex(folder: Path, seed: int = 0) -> dict:
+    """Write a 5-vertex model in the upstream FaceXModel/ layout into ``folder``: a quad in M_Face
+    and a triangle in M_Teeth, 2 identities, 3 listed expressions plus the unlisted
+    cheekRaiser_L/R. Returns the true neutral (5, 3) and identity / expression offsets."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
     neutral = rng.normal(0, 5, (5, 3))
     faces = "usemtl M_Face\nf 1/1/1 2/2/2 3/3/3 4/4/4\nusemtl M_Teeth\nf 3/1 4/2 5/3\n"
     write_obj(folder / NEUTRAL_OBJ, neutral, faces)
@@ -120,7 +119,13 @@ def synthetic_facex(tmp_path) -> tuple[Path, dict]:
         "idx_to_rigid_verts": [3],
     }
     (folder / "vertex_indices.json").write_text(json.dumps(meta))
-    return folder, truth
+    return truth
+
+
+@pytest.fixture
+def synthetic_facex(tmp_path) -> tuple[Path, dict]:
+    folder = tmp_path / "FaceXModel"
+    return folder, write_synthetic_facex(folder)
 
 
 def test_synthetic_round_trip(synthetic_facex, tmp_path):
