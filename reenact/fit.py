@@ -275,7 +275,7 @@ class LandmarkFitter(nn.Module):
         """(B, 162) float64: the mean face, unrotated, one pixel per cm, at ``centre`` (B, 3)."""
         zeros = torch.zeros(centre.shape[0], self.n_params - 4, dtype=centre.dtype)
         ones = torch.ones(centre.shape[0], 1, dtype=centre.dtype)
-        return torch.cat([zeros.to(centre.device), centre * self.flip, ones.to(centre.device)], 1)
+        return torch.cat([zeros, centre * self.flip, ones], 1).to(centre.device)
 
     def _alternate(
         self, target: Tensor, w: Tensor, gram: Tensor
@@ -417,13 +417,13 @@ class LandmarkFitter(nn.Module):
         it is retried; after ``ridge_retries`` failures the positive diagonal alone is used.
         """
         factor, info = torch.linalg.cholesky_ex(system)
-        eye = torch.eye(system.shape[1], dtype=system.dtype, device=system.device)
         ridge = self.relative_ridge
         for _ in range(self.ridge_retries):
             failed = info != 0
             if not bool(failed.any()):
                 break
             ridge = ridge * self.ridge_growth
+            eye = torch.eye(system.shape[1], dtype=system.dtype, device=system.device)
             retry, retry_info = torch.linalg.cholesky_ex(
                 system + eye * (ridge * level)[:, None, None]
             )
