@@ -7,6 +7,9 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.stamps
 PYTEST_ARGS ?=
 
+# git-ignored local settings, e.g. `export REENACT_ICT_DIR := /data/ict-facekit` (docs/assets.md)
+-include local.mk
+
 .PHONY: bench-pncc setup test test-unit test-e2e lint format serve demo perf bench clean distclean
 
 ASSETS := build/assets
@@ -16,8 +19,10 @@ MESH_PREDICTOR := model_repository/mesh_predictor/1/model.pt
 REENACTOR := model_repository/reenactor/1/model.pt
 
 PHOTOS := $(ASSETS)/photos/t1.jpg
+# the ICT-FaceKit model: $REENACT_ICT_DIR when set, else fetched into build/ (docs/assets.md)
+ICT_MODEL := $(if $(REENACT_ICT_DIR),$(REENACT_ICT_DIR)/ict_facekit.npz,$(ASSETS)/ict-facekit/ict_facekit.npz)
 
-setup: $(STAMP)/runtime $(STAMP)/pnccrender $(MEDIAPIPE) $(MESH_PREDICTOR) $(REENACTOR) $(PHOTOS)
+setup: $(STAMP)/runtime $(STAMP)/pnccrender $(ICT_MODEL) $(MEDIAPIPE) $(MESH_PREDICTOR) $(REENACTOR) $(PHOTOS)
 
 $(STAMP)/venv:
 	$(PYTHON) -m venv $(VENV)
@@ -37,14 +42,18 @@ $(STAMP)/runtime: $(STAMP)/deps reenact/serving/runtime.py
 	$(PY) -m reenact.serving.runtime
 	touch $@
 
+# downloaded from the pinned upstream commit, verified, converted once (export/fetch_ict.py)
+$(ICT_MODEL): | $(STAMP)/deps
+	$(PY) -m export.fetch_ict
+
 $(MEDIAPIPE) &: $(STAMP)/deps export/extract_mediapipe.py export/convert_mediapipe.py reenact/tflite.py
 	$(PY) export/extract_mediapipe.py
 	$(PY) export/convert_mediapipe.py
 
-$(MESH_PREDICTOR): $(MEDIAPIPE) export/build_mesh_predictor.py reenact/mesh_predictor.py reenact/fit.py reenact/morphable.py reenact/morphable_torch.py reenact/landmarks/facemesh.py reenact/data/facemesh_ict_correspondence.json
+$(MESH_PREDICTOR): $(MEDIAPIPE) export/build_mesh_predictor.py reenact/mesh_predictor.py reenact/fit.py reenact/morphable.py reenact/morphable_torch.py reenact/landmarks/facemesh.py reenact/data/facemesh_ict_correspondence.json | $(ICT_MODEL)
 	$(PY) export/build_mesh_predictor.py
 
-$(REENACTOR): $(STAMP)/deps export/build_reenactor.py reenact/reenactor.py reenact/geometric.py
+$(REENACTOR): $(STAMP)/deps export/build_reenactor.py reenact/reenactor.py reenact/geometric.py | $(ICT_MODEL)
 	$(PY) export/build_reenactor.py
 
 # real photos for the demo and the tests, from a PyPI wheel (clients/sample_photos.py)

@@ -73,7 +73,7 @@ SRC_XY = slice(SRC_X, SRC_Y + 1)
 MOUTH_SHADES = slice(TEETH_SHADE, CAVITY_SHADE + 1)  # in the order of MOUTH_MATERIAL_ORDER
 MOUTH_MATERIAL_ORDER = ("teeth", "gums", "cavity")
 
-# Vertex ranges of the ICT model (shared/assets/ict-facekit/README.md), half-open.
+# Vertex ranges of the ICT model (docs/assets.md), half-open.
 HEAD_NECK = range(9409, 11248)
 MOUTH_SOCKET = range(11248, 13294)
 EYE_SOCKETS = range(13294, 14062)

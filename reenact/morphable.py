@@ -1,4 +1,4 @@
-"""The ICT-FaceKit linear morphable model (format: ../shared/assets/ict-facekit/README.md).
+"""The ICT-FaceKit linear morphable model (format: docs/assets.md).
 
 Parameter vector layout (P = 162, float32), shared by every part of the project:
 
@@ -43,8 +43,8 @@ SCALE_SLICE = slice(161, 162)
 N_PARAMS = 162
 
 # The OBJ ``usemtl`` groups of the ICT model, in ``triangle_material`` order
-# (../shared/assets/ict-facekit/README.md). The shipped npz stores the expression names under
-# ``material_names`` by mistake, so the documented list is the one source for these names.
+# (docs/assets.md). Older converted copies store the expression names under ``material_names``
+# by mistake, so the documented list is the one source for these names.
 MATERIAL_NAMES = (
     "M_Face",
     "M_BackHead",
