@@ -1,7 +1,8 @@
 """The emotion catalogue: 21 CFEE categories plus neutral as ICT expression weights.
 
-Each emotion is its prototypical action units (DESIGN.md §8, ``data/emotions.json``): primary AUs
-at full intensity, secondary ones (seen in some subjects) weaker; each AU maps to ICT blendshapes.
+Each emotion is its prototypical action units (``data/emotions.json``: Du, Tao & Martinez, PNAS
+2014, Table 1): primary AUs at full intensity, secondary ones (seen in some subjects) weaker; each
+AU maps to ICT blendshapes.
 Weights add up per blendshape and are clipped to [0, 1].
 """
 

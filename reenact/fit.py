@@ -23,7 +23,7 @@ of :meth:`FitConfig.expression_multipliers`. The linear term is an L1 penalty (t
 non-negative), which favours explaining a deformation with few blendshapes. The multipliers make
 the "secondary" blendshapes (cheekRaiser, cheekSquint, mouthDimple, ...) more expensive than the
 primary ones they are correlated with, so that a smile goes into mouthSmile and not into
-cheekRaiser + mouthDimple (DESIGN.md §9 f).
+cheekRaiser + mouthDimple, and replacing the expression would never remove the smile.
 
 Numerics. Every landmark input gives finite parameters; nothing raises from linear algebra:
 

@@ -4,7 +4,7 @@ Skin, sclera, iris, teeth and gums get flat material colours, lit by a light at 
 (Lambert + ambient). With ``features=True`` the brows and lips are painted on the skin as well
 (bands along the ICT's 68 brow and outer-lip landmarks on the neutral face), so that a landmark
 detector sees where they are, as it would on a photo. Enough for MediaPipe's detector and
-FaceMesh to find the face (DESIGN.md §9) — which is how the landmark ↔ ICT correspondence is
+FaceMesh to find the face — which is how the landmark ↔ ICT correspondence is
 measured (:mod:`reenact.correspondence`).
 Coordinates: reenact's image convention, pixel centres at integers (``cv2``'s), x right, y down.
 """

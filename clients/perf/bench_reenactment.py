@@ -1,5 +1,5 @@
 """Benchmark face_reenactment (15 emotions, 512×384, geometric mode) side by side:
-in-process vs through a real tritonserver, against the targets of DESIGN.md §7.
+in-process vs through a real tritonserver, against the targets in docs/performance.md.
 
     make bench    (= python -m clients.perf.bench_reenactment [--requests 12])
 

@@ -1,4 +1,4 @@
-"""Build the local target of the model repository (DESIGN.md §4).
+"""Build the local target of the model repository (README: "Two targets of one repository").
 
 The production repository (``model_repository/``) serves TorchScript models on the PyTorch backend.
 The local Triton binary has only the python backend, so the local repository is generated from the

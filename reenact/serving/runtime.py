@@ -1,7 +1,7 @@
 """Wire up the Triton 2.51.0 binaries shipped in PyPI wheels so they run on this machine.
 
 The ``nvidia-pytriton==0.7.0`` wheel carries ``tritonserver`` with only the python backend; the
-``tritonclient==2.51.0`` wheel carries ``perf_analyzer``. Neither runs as installed (DESIGN.md §4):
+``tritonclient==2.51.0`` wheel carries ``perf_analyzer``. Neither runs as installed:
 
 - ``--backend-directory`` must hold ``python/`` with ``libtriton_python.so``,
   ``triton_python_backend_utils.py`` and a ``triton_python_backend_stub`` built for the

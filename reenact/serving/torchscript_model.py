@@ -1,4 +1,4 @@
-"""The generic python-backend runner for a TorchScript model (the local target, DESIGN.md §4).
+"""The generic python-backend runner for a TorchScript model (the local target).
 
 In production a ``pytorch_libtorch`` model is served by Triton's PyTorch backend. The local
 Triton binary has only the python backend, so the generated local repository serves the same

@@ -154,7 +154,7 @@ def test_outputs_show_the_target_geometry(default_result):
 
 
 def test_a_turned_face_is_reenacted_too(grpc_client):
-    """A three-quarter view as the source (DESIGN.md §9 g): the astronaut turned by 25 degrees
+    """A three-quarter view as the source: the astronaut turned by 25 degrees
     with HEAD_POSE (and a neutral face), sent back as a photo. The emotions checked are those
     that move the landmarks well beyond FaceMesh's noise from a neutral face (sad and angry move
     them about 0.05 of the inter-ocular distance on average, the order of that noise)."""

@@ -1,4 +1,4 @@
-"""The emotion catalogue against DESIGN.md §8."""
+"""The emotion catalogue against Du, Tao & Martinez, PNAS 2014, Table 1."""
 
 from __future__ import annotations
 

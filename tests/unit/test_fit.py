@@ -172,7 +172,7 @@ def test_z_weight_zero_ignores_depth_in_the_shape(model, correspondence):
 
 
 def test_smile_goes_into_mouth_smile_not_secondary_shapes(model, correspondence, fitter):
-    """DESIGN.md §9 f: landmarks of mouthSmile_L/R = 0.8 and noise; an unregularised solve hands
+    """Landmarks of mouthSmile_L/R = 0.8 and noise; an unregularised solve hands
     much of the smile to cheekRaiser/mouthDimple/..., the default priors keep it in mouthSmile."""
     names = model.expression_names
     smile = [names.index("mouthSmile_L"), names.index("mouthSmile_R")]

@@ -38,7 +38,7 @@ def test_fitted_mesh_lies_on_the_detected_landmarks(setup):
     in_image = fg.transform_params(params, roi.crop_to_image(CROP_SIZE))
     projected = Correspondence.load().points(model.decode(in_image)[0])
     error = np.linalg.norm(projected[:, :2] - detected.points[:, :2], axis=1)
-    assert error.mean() / inter_ocular(detected.points) < 0.03  # DESIGN target: 3 % of IOD
+    assert error.mean() / inter_ocular(detected.points) < 0.03  # the target: 3 % of IOD
     # the predictor's own landmarks are FaceMesh's, z flipped to larger = nearer
     back = fg.apply_affine(roi.crop_to_image(CROP_SIZE), landmarks[0, :, :2])
     np.testing.assert_allclose(back, detected.points[:, :2], atol=1e-2)
