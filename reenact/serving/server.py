@@ -9,16 +9,24 @@ Each server gets its own free ports, its own shared-memory prefix and its own ge
 repository; it is started with explicit model control and complete configs (DESIGN.md §4),
 polled for readiness within a time limit, and stopped with SIGTERM then SIGKILL. Its log is
 kept in a file and quoted in the error when start-up fails.
+
+By default the server runs under :mod:`reenact.serving.supervisor` (``supervise=True``): the
+harness starts the supervisor, which starts tritonserver, reloads a model whose stub process died
+and serves truthful health on its own port (``server.health_url``: ``/health/ready``,
+``/health/live``). The supervisor's log lines go to the same log file.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
+import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -54,6 +62,13 @@ class ServerConfig:
     stop_timeout_s: float = 15.0
     log_verbose: int = 0
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    supervise: bool = True  # run tritonserver under reenact.serving.supervisor
+    health_port: int = 0  # the supervisor's /health/ready and /health/live
+
+
+SUPERVISOR_STOP_MARGIN_S = 5.0
+"""The harness waits this much longer than ``stop_timeout_s`` for the supervisor, which itself
+waits ``stop_timeout_s`` for tritonserver, before it kills the whole process group."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -75,6 +90,7 @@ class TritonServer:
         self.http_port = self.config.http_port or free_port(self.config.host)
         self.grpc_port = self.config.grpc_port or free_port(self.config.host)
         self.metrics_port = self.config.metrics_port or free_port(self.config.host)
+        self.health_port = self.config.health_port or free_port(self.config.host)
         root = build_dir() / "triton"
         root.mkdir(parents=True, exist_ok=True)
         self.work_dir = self.config.work_dir or Path(tempfile.mkdtemp(prefix="server-", dir=root))
@@ -93,6 +109,16 @@ class TritonServer:
     @property
     def metrics_url(self) -> str:
         return f"http://{self.config.host}:{self.metrics_port}/metrics"
+
+    @property
+    def health_url(self) -> str:
+        """The supervisor's health base URL (``/ready``, ``/live`` below it)."""
+        return f"http://{self.config.host}:{self.health_port}/health"
+
+    @property
+    def pid(self) -> int | None:
+        """The process the harness started: the supervisor, or tritonserver unsupervised."""
+        return None if self._process is None else self._process.pid
 
     def command(self, rt: runtime.TritonRuntime, models: list[str]) -> list[str]:
         """The tritonserver command line."""
@@ -118,6 +144,22 @@ class TritonServer:
         cmd += [f"--load-model={m}" for m in models]
         return cmd + list(self.config.extra_args)
 
+    def launch_command(self, rt: runtime.TritonRuntime, models: list[str]) -> list[str]:
+        """What the harness runs: tritonserver under the supervisor, or tritonserver alone."""
+        server = self.command(rt, models)
+        if not self.config.supervise:
+            return server
+        return [
+            sys.executable,
+            "-m",
+            "reenact.serving.supervisor",
+            f"--health-host={self.config.host}",
+            f"--health-port={self.health_port}",
+            f"--server-stop-timeout={self.config.stop_timeout_s}",
+            "--",
+            *server,
+        ]
+
     def start(self) -> TritonServer:
         """Build the repository, start the server and wait until it is ready."""
         rt = runtime.prepare()
@@ -127,7 +169,7 @@ class TritonServer:
         self._log_file = self.log_path.open("wb")
         started = time.monotonic()
         self._process = subprocess.Popen(
-            self.command(rt, models),
+            self.launch_command(rt, models),
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             env=rt.server_env(),
@@ -140,6 +182,8 @@ class TritonServer:
             raise
         self.startup_seconds = time.monotonic() - started
         log.info("tritonserver ready in %.1f s (log: %s)", self.startup_seconds, self.log_path)
+        if self.config.supervise:
+            log.info("supervisor health: %s/ready, %s/live", self.health_url, self.health_url)
         return self
 
     def is_ready(self) -> bool:
@@ -150,6 +194,17 @@ class TritonServer:
                 return resp.status == 200
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False
+
+    def health(self, kind: str = "ready") -> tuple[int | None, dict]:
+        """The supervisor's ``/health/<kind>`` answer: (HTTP status or None, JSON body)."""
+        url = f"{self.health_url}/{kind}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            return None, {}
 
     def _wait_ready(self, started: float) -> None:
         assert self._process is not None
@@ -179,19 +234,21 @@ class TritonServer:
         return None if self._process is None else self._process.poll()
 
     def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL after ``stop_timeout_s``; returns the exit code."""
+        """SIGTERM, then SIGKILL of the whole process group (server, stubs and supervisor) after
+        ``stop_timeout_s`` (plus a margin when supervised); returns the exit code."""
         proc, self._process = self._process, None
+        margin = SUPERVISOR_STOP_MARGIN_S if self.config.supervise else 0.0
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(self.config.stop_timeout_s)
+                proc.wait(self.config.stop_timeout_s + margin)
             except subprocess.TimeoutExpired:
                 log.warning(
                     "tritonserver ignored SIGTERM for %.0f s: killing it",
-                    self.config.stop_timeout_s,
+                    self.config.stop_timeout_s + margin,
                 )
                 with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         if self._log_file is not None:
             self._log_file.close()
@@ -215,6 +272,8 @@ def serve(argv: list[str] | None = None) -> int:
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--health-port", type=int, default=8003, help="supervisor health port")
+    parser.add_argument("--no-supervisor", action="store_true", help="run tritonserver alone")
     parser.add_argument("--log-verbose", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -226,6 +285,8 @@ def serve(argv: list[str] | None = None) -> int:
         host=args.host,
         work_dir=build_dir() / "triton" / "serve",
         log_verbose=args.log_verbose,
+        supervise=not args.no_supervisor,
+        health_port=args.health_port,
     )
     server = TritonServer(config)
     stop = False
@@ -239,11 +300,12 @@ def serve(argv: list[str] | None = None) -> int:
     with server:
         log.info(
             "reenact serving (ready in %.1f s)\n  HTTP:    http://%s\n  gRPC:    %s\n"
-            "  metrics: %s\n  log:     %s\nCtrl-C stops it.",
+            "  metrics: %s\n  health:  %s/ready (supervisor)\n  log:     %s\nCtrl-C stops it.",
             server.startup_seconds,
             server.http_url,
             server.grpc_url,
             server.metrics_url,
+            server.health_url if config.supervise else "(not supervised)",
             server.log_path,
         )
         while not stop and server.returncode is None:
