@@ -30,6 +30,7 @@ from reenact.preprocess import FacePreprocessor, PreprocessConfig, face_index_op
 from reenact.templates import TemplateDatabase, facs_database
 
 OUTPUT_FORMATS = ("jpeg", "png")
+MAX_NAME_CHARS = 64  # longest EMOTIONS name read (the catalogue's longest is 21 characters)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,14 @@ def _single_number(value: np.ndarray | None, name: str, default: float) -> float
     return number
 
 
+def _single_flag(value: np.ndarray | None, name: str) -> bool:
+    if value is None:
+        return False
+    if value.size != 1:
+        raise RequestError(f"{name} must hold one boolean, got shape {list(value.shape)}")
+    return bool(value.reshape(-1)[0])
+
+
 def _decode_strings(value: np.ndarray, name: str) -> list[str]:
     try:
         return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in value.reshape(-1)]
@@ -130,20 +139,29 @@ class OptionParser:
             intensity=level,
             head_pose_deg=self._head_pose(head_pose),
             output_format=self._format(output_format),
-            paste_back=bool(paste_back.reshape(-1)[0]) if paste_back is not None else False,
+            paste_back=_single_flag(paste_back, "PASTE_BACK"),
             face_index=face_index_option(face_index),
         )
 
     def _emotions(self, emotions: np.ndarray) -> tuple[str, ...]:
-        requested = _decode_strings(emotions, "EMOTIONS")
-        if not requested:
+        """Checked in order of cost: the count before any name is decoded, each name's length
+        before it is looked up (an unknown name is quoted back, so it must be short)."""
+        if emotions.size == 0:
             raise RequestError(
                 "EMOTIONS is empty: name at least one of " + ", ".join(self.catalogue.emotions)
             )
-        if len(requested) > self.config.max_targets:
+        if emotions.size > self.config.max_targets:
             raise RequestError(
-                f"EMOTIONS names {len(requested)} emotions; the limit is {self.config.max_targets}"
+                f"EMOTIONS names {emotions.size} emotions; the limit is {self.config.max_targets}"
             )
+        requested = _decode_strings(emotions, "EMOTIONS")
+        for position, name in enumerate(requested):
+            if len(name) > MAX_NAME_CHARS:
+                raise RequestError(
+                    f"EMOTIONS name {position} is {len(name)} characters long; the limit is "
+                    f"{MAX_NAME_CHARS} characters (the longest emotion name has "
+                    f"{max(map(len, self.catalogue.emotions))})"
+                )
         return tuple(self.catalogue.get(n).name for n in requested)
 
     def _expression(self, expression: np.ndarray) -> np.ndarray:
@@ -187,7 +205,10 @@ class OptionParser:
         values = _decode_strings(output_format, "OUTPUT_FORMAT")
         fmt = values[0].strip().lower().replace("jpg", "jpeg") if len(values) == 1 else ""
         if fmt not in OUTPUT_FORMATS:
-            raise RequestError(f"OUTPUT_FORMAT must be one of {', '.join(OUTPUT_FORMATS)}")
+            got = repr(values[0][:MAX_NAME_CHARS]) if len(values) == 1 else f"{len(values)} values"
+            raise RequestError(
+                f"OUTPUT_FORMAT must be one of {', '.join(OUTPUT_FORMATS)}, got {got}"
+            )
         return fmt
 
 
