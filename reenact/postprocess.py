@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reenact import face_geometry
+from reenact import face_gate, face_geometry
 from reenact.errors import RequestError
 from reenact.landmarks.detection import LandmarkConfig
 
@@ -16,6 +16,12 @@ class PostprocessConfig:
     """Tunables of face_postprocess (``parameters`` in its config.pbtxt)."""
 
     min_presence: float = LandmarkConfig.min_presence
+    # The human-face gate (reenact.face_gate; thresholds and their measurements:
+    # docs/face_gate.md): the log-odds of FaceMesh's presence a human face reaches (human photos
+    # >= 9.15, the most human-looking dog <= 7.87), and how far its landmarks may lie from the
+    # canonical human layout (fraction of the face radius; human faces <= 0.158).
+    min_presence_log_odds: float = 8.5
+    max_layout_distance: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,8 @@ def postprocess(
 ) -> FaceMeshResult:
     """crop_params: (162,); crop_landmarks: (468, 3); the transforms: (2, 3).
 
-    Raises RequestError when FaceMesh does not see a face in the crop.
+    Raises RequestError when FaceMesh does not see a face in the crop, or sees one that is not
+    human (an animal's: :mod:`reenact.face_gate`).
     """
     config = config or PostprocessConfig()
     if not presence >= config.min_presence:
@@ -44,6 +51,9 @@ def postprocess(
             f"no face found in IMAGE: the face detector fired but the landmark network sees no "
             f"face (presence {presence:.2f} < {config.min_presence}); send a clearer photo"
         )
+    face_gate.check_human_face(
+        crop_landmarks, presence, config.min_presence_log_odds, config.max_layout_distance
+    )
     params = np.asarray(crop_params, np.float32).reshape(1, -1)
     crop_to_canvas = face_geometry.compose(image_to_canvas, crop_to_image)
     return FaceMeshResult(

