@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from reenact.serving.server import ServerConfig, ServerStartError, TritonServer
@@ -30,3 +32,19 @@ def test_two_servers_run_side_by_side(tmp_path):
         assert {a.http_port, a.grpc_port}.isdisjoint({b.http_port, b.grpc_port})
         assert a.shm_prefix != b.shm_prefix
     assert a.exit_code == 0 and b.exit_code == 0
+
+
+def test_supervised_server_reports_truthful_health(tmp_path):
+    config = ServerConfig(models=("face_preprocess",), work_dir=tmp_path)
+    with TritonServer(config) as server:
+        status, body = server.health("ready")
+        deadline = time.monotonic() + 30.0
+        while status != 200 and time.monotonic() < deadline:  # the deep check's first request
+            time.sleep(0.2)
+            status, body = server.health("ready")
+        assert status == 200 and body["ready"] is True
+        assert body["checks"]["inference"]["detail"].startswith("face_preprocess: answered")
+        live_status, live = server.health("live")
+        assert live_status == 200 and live["server_running"] is True
+    assert server.exit_code == 0
+    assert server.health("live") == (None, {})  # the supervisor went with the server
