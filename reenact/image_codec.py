@@ -112,11 +112,12 @@ def _unreadable_message(data: bytes, exc: Exception | None) -> str:
 
 @contextlib.contextmanager
 def _pillow_warnings_ignored() -> Iterator[None]:
-    """Pillow's warnings about a large image (the limit is checked here) and a corrupt EXIF block
-    (ignored) say nothing the caller does not get from :func:`decode_image` itself."""
+    """Pillow's warnings about a large image (the limit is checked here) and corrupt metadata
+    such as an EXIF block (ignored) say nothing the caller does not get from
+    :func:`decode_image` itself."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         yield
 
 
