@@ -598,6 +598,7 @@ class Supervisor:
         process = self.process
         if process is None:
             return None
+        stubs = list_stubs(process.pid)
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
@@ -607,6 +608,7 @@ class Supervisor:
                 log.warning("tritonserver ignored SIGTERM: killing it")
                 process.kill()
                 process.wait()
+        kill_orphaned_stubs(stubs)
         code = process.returncode
         return 128 + abs(code) if code < 0 else code  # killed by a signal: shell style
 
@@ -618,6 +620,25 @@ class Supervisor:
         if self.exit_code is not None:
             return self.exit_code
         return code or 0
+
+
+def kill_orphaned_stubs(stubs: Iterable[Stub], proc_dir: Path = PROC_DIR) -> list[int]:
+    """SIGKILL the stubs of an exited server that still run (a server that exits on its exit
+    timeout leaves them to notice their parent is gone on their own); the pids killed. A pid
+    counts only while its command line still names the stub's region (no reused pid is hit)."""
+    killed = []
+    for stub in stubs:
+        try:
+            argv = (proc_dir / str(stub.pid) / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[2].decode(errors="replace") == stub.region:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stub.pid, signal.SIGKILL)
+                killed.append(stub.pid)
+    if killed:
+        log.info("killed %d stubs left behind by tritonserver", len(killed))
+    return killed
 
 
 def http_status(url: str, timeout_s: float, data: bytes | None = None) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import subprocess
 import threading
 import time
 import urllib.error
@@ -333,3 +334,17 @@ def test_a_reload_that_does_not_heal_is_retried_then_the_server_restarted(monkey
     sup._deep_check_tick()
     assert posted == [RELOAD_URL.format("reenactor")] * SupervisorConfig().reload_attempts
     assert restarts == [1]
+
+
+def test_stubs_left_behind_are_killed_but_not_a_reused_pid(tmp_path):
+    left, reused = (subprocess.Popen(["sleep", "30"]) for _ in range(2))
+    try:
+        write_process(tmp_path, left.pid, 1, "S", stub_argv("reenactor_0_0", "shm_left"))
+        write_process(tmp_path, reused.pid, 1, "S", ["sleep", "30", "other"])
+        stubs = [Stub(left.pid, "reenactor_0_0", "shm_left", 1), Stub(reused.pid, "x_0_0", "r", 1)]
+        assert supervisor.kill_orphaned_stubs(stubs, tmp_path) == [left.pid]
+        assert left.wait(5) == -9 and reused.poll() is None
+    finally:
+        for process in (left, reused):
+            process.kill()
+            process.wait()
