@@ -4,14 +4,15 @@ Two kinds:
 
 - photos (:func:`photo_cases`): truncated and corrupted JPEG/PNG/WebP, files that are not photos
   (text, HTML, SVG, PDF, GIF, BMP, TIFF, HEIC), decompression bombs (small files whose header
-  declares a gigapixel image), degenerate sizes, unusual pixel formats without a face, broken EXIF,
-  noise and faces too small to see;
+  declares a gigapixel image), degenerate sizes, unusual pixel formats without a face, noise and
+  faces too small to see;
 - tensors (:func:`tensor_cases`): a good photo with a malformed option (wrong dtype or shape,
   NaN and infinities, too many or too long emotion names, non-UTF-8 text, out-of-range values).
 
 Every :class:`HostileCase` names the words its error message must hold; ``by_triton`` cases are
 refused by Triton's own input checks before the model runs, in Triton's wording. Unusual but valid
-photos that must be served are in :func:`served_photos`.
+photos that must be served (CMYK, 16-bit, palette with transparency, a meaningless or broken EXIF
+orientation) are in :func:`served_photos`.
 """
 
 from __future__ import annotations
