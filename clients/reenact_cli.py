@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         photo = args.photo.read_bytes()
-        expression = None if args.expression is None else np.load(args.expression)
+        expression = (
+            None if args.expression is None else np.load(args.expression, allow_pickle=False)
+        )
     except OSError as exc:
         print(f"error: cannot read input: {exc}", file=sys.stderr)
         return 1

@@ -30,7 +30,6 @@ from reenact.preprocess import FacePreprocessor, PreprocessConfig, face_index_op
 from reenact.templates import TemplateDatabase, facs_database
 
 OUTPUT_FORMATS = ("jpeg", "png")
-MAX_NAME_CHARS = 64  # longest EMOTIONS name read (the catalogue's longest is 21 characters)
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,7 @@ class ReenactmentConfig:
     template_database: str = ""  # .npz path; "" = generated from the FACS catalogue
     neighbours: int = 5  # template rows averaged per emotion (nearest identities)
     max_targets: int = 32  # most images one request may ask for
+    max_name_chars: int = 64  # longest EMOTIONS name read (the catalogue's longest has 21)
     max_intensity: float = 1.5
     # largest HEAD_POSE yaw, pitch, roll (degrees): beyond them the warp would have to show parts
     # of the head the photo does not have (at 45 degrees of yaw the face smears)
@@ -156,10 +156,10 @@ class OptionParser:
             )
         requested = _decode_strings(emotions, "EMOTIONS")
         for position, name in enumerate(requested):
-            if len(name) > MAX_NAME_CHARS:
+            if len(name) > self.config.max_name_chars:
                 raise RequestError(
                     f"EMOTIONS name {position} is {len(name)} characters long; the limit is "
-                    f"{MAX_NAME_CHARS} characters (the longest emotion name has "
+                    f"{self.config.max_name_chars} characters (the longest emotion name has "
                     f"{max(map(len, self.catalogue.emotions))})"
                 )
         return tuple(self.catalogue.get(n).name for n in requested)
@@ -205,7 +205,11 @@ class OptionParser:
         values = _decode_strings(output_format, "OUTPUT_FORMAT")
         fmt = values[0].strip().lower().replace("jpg", "jpeg") if len(values) == 1 else ""
         if fmt not in OUTPUT_FORMATS:
-            got = repr(values[0][:MAX_NAME_CHARS]) if len(values) == 1 else f"{len(values)} values"
+            got = (
+                repr(values[0][: self.config.max_name_chars])
+                if len(values) == 1
+                else f"{len(values)} values"
+            )
             raise RequestError(
                 f"OUTPUT_FORMAT must be one of {', '.join(OUTPUT_FORMATS)}, got {got}"
             )

@@ -83,6 +83,10 @@ def test_valid_options_are_read(parser):
         ({"output_format": strings("gif")}, "OUTPUT_FORMAT must be one of jpeg, png"),
         ({"face_index": np.array([0, 1], np.int32)}, "FACE_INDEX must hold one integer"),
         ({"face_index": np.array([-1], np.int32)}, "FACE_INDEX must be 0 or more"),
+        ({"emotions": strings("x" * 65)}, "EMOTIONS name 0 is 65 characters long; the limit is 64"),
+        ({"emotions": np.array([b"\xff\xfe"], dtype=object)}, "EMOTIONS must be UTF-8 text"),
+        ({"output_format": strings("gif" * 40)}, "got 'gifgif"),
+        ({"paste_back": np.zeros(0, bool)}, "PASTE_BACK"),
         (
             {"emotions": strings("sad"), "expression": np.zeros((1, 55), np.float32)},
             "send EMOTIONS or EXPRESSION, not both",
