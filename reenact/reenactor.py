@@ -270,8 +270,7 @@ class GeometricReenactor(torch.nn.Module):
         coarse = F.max_pool2d(coverage, self.near_block, stride=self.near_block, ceil_mode=True)
         radius = max(1, -(-self.reach_px // (cell * self.near_block)))
         coarse = _dilate(coarse, radius, radius)
-        near = F.interpolate(coarse, scale_factor=float(self.near_block), mode="nearest")
-        near = near[:, :, :h, :w] > 0.0
+        near = _upsample_nearest(coarse, self.near_block)[:, :, :h, :w] > 0.0
         # The canvas's outermost cells anchor the motion at zero: a canvas cut tight around a
         # close-up then meets the rest of the photo without a seam when pasted back.
         interior = torch.zeros_like(near)
@@ -328,7 +327,7 @@ class GeometricReenactor(torch.nn.Module):
         if box[0] >= box[1] or my0 >= my1 or mx0 >= mx1:
             return [0, 0, 0, 0], own[:, :, :0, :0] > 0.0
         cells = own[:, :, box[0] : box[1], box[2] : box[3]]
-        mask = F.interpolate(cells, scale_factor=float(s), mode="nearest")
+        mask = _upsample_nearest(cells, s)
         oy, ox = my0 + y0 - box[0] * s, mx0 + x0 - box[2] * s
         return [my0, my1, mx0, mx1], mask[:, :, oy : oy + my1 - my0, ox : ox + mx1 - mx0] > 0.0
 
@@ -443,10 +442,30 @@ def _upsample_crop(
     if factor == 1:
         up = low
     else:
-        up = F.interpolate(
-            low.contiguous(), scale_factor=float(factor), mode="bilinear", align_corners=False
-        )
+        # F.interpolate(scale_factor=factor, mode="bilinear", align_corners=False), called as
+        # the kernel it dispatches to: see _upsample_bilinear
+        size = [low.shape[2] * factor, low.shape[3] * factor]
+        up = _upsample_bilinear(low.contiguous(), size, float(factor))
     return up[:, :, row0 : row0 + rows, col0 : col0 + cols]
+
+
+def _upsample_bilinear(low: torch.Tensor, size: list[int], factor: float) -> torch.Tensor:
+    """Bilinear upsampling (align_corners=False) of (K, D, h, w) to size [rows, cols], with
+    source coordinates (x + 0.5) / factor - 0.5 (``factor`` <= 0: rows / h and cols / w).
+
+    The aten kernel itself, not ``F.interpolate``: scripted, ``F.interpolate`` carries every mode
+    of the exporting torch (2.13's lanczos among them), and an older TorchScript runtime (the
+    libtorch 2.5 of Triton 24.10's PyTorch backend) refuses to load a model naming an operator
+    it lacks. Same kernel, same arguments, so the same numbers as ``F.interpolate``."""
+    scale: float | None = factor if factor > 0.0 else None
+    return torch.ops.aten.upsample_bilinear2d(low, size, False, scale, scale)
+
+
+def _upsample_nearest(low: torch.Tensor, factor: int) -> torch.Tensor:
+    """Nearest upsampling of (K, D, h, w) by an integer ``factor``: (K, D, h f, w f), each cell
+    repeated (equal to ``F.interpolate(scale_factor=factor, mode="nearest")``, see
+    _upsample_bilinear for why not that)."""
+    return low.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)
 
 
 def _pixel_grid(height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -497,9 +516,7 @@ def _push_pull(values: torch.Tensor, weight: torch.Tensor, levels: int) -> torch
     filled = values / weight.clamp_min(1e-6)
     for level in range(levels - 1, -1, -1):
         values, weight = pyramid[level]
-        coarse = F.interpolate(
-            filled, size=(values.shape[2], values.shape[3]), mode="bilinear", align_corners=False
-        )
+        coarse = _upsample_bilinear(filled, [values.shape[2], values.shape[3]], 0.0)
         confidence = weight.clamp(0.0, 1.0)
         local = values / weight.clamp_min(1e-6)
         filled = confidence * local + (1.0 - confidence) * coarse
