@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # git-ignored local settings, e.g. `export REENACT_ICT_DIR := /data/ict-facekit` (docs/assets.md)
 -include local.mk
 
-.PHONY: bench-pncc setup test test-unit test-e2e lint format serve demo perf bench clean distclean
+.PHONY: bench-pncc onnx-repository setup test test-unit test-e2e lint format serve demo perf bench clean distclean
 
 ASSETS := build/assets
 MEDIAPIPE := $(ASSETS)/mediapipe/blazeface.pt $(ASSETS)/mediapipe/blazeface_full_range.pt $(ASSETS)/mediapipe/facemesh.pt
@@ -65,10 +65,21 @@ $(PHOTOS): $(STAMP)/deps clients/sample_photos.py
 $(ANIMALS): $(STAMP)/deps
 	$(PY) -m tests.corpus
 
-test: setup
+# a torch 2.5.1 virtualenv (the libtorch of the production PyTorch backend) that the tests load
+# every exported model.pt in (tests/unit/test_torch_compat.py): about 4 GB from PyPI, made once
+TORCH_COMPAT_VENV := build/torch-2.5.1/.reenact-ready
+$(TORCH_COMPAT_VENV): export/check_torch_compat.py | $(STAMP)/deps
+	$(PY) -m export.check_torch_compat --create-venv
+	touch $@
+
+# the production repository with its landmark network on ONNX Runtime (README: "ONNX variant")
+onnx-repository: setup
+	$(PY) -m export.export_onnx --repository build/model_repository_onnx
+
+test: setup $(TORCH_COMPAT_VENV)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: setup
+test-unit: setup $(TORCH_COMPAT_VENV)
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 test-e2e: setup
