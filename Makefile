@@ -96,6 +96,7 @@ format: $(STAMP)/deps
 serve: setup
 	$(PY) -m reenact.serving.server
 
+# perf_analyzer at concurrency 1 to 6 (about 3 minutes on 2 cores); CSVs, table and plot in build/perf/ (docs/performance.md)
 perf: setup
 	$(PY) -m clients.perf.run_perf
 
