@@ -212,14 +212,13 @@ def test_paste_back_returns_the_photo_changed_only_around_the_face(grpc_client):
     photo = decode(PHOTO).astype(int)
     assert pasted.shape == photo.shape
     x0, y0, x1, y1 = result.face_box
-    # the canvas's footprint on the photo (CanvasConfig: face box 42 % of 384 px wide, centred at
-    # 45 % of 512 px height): nothing outside it may change
-    scale = 0.42 * 384 / (x1 - x0)
-    left, top = (x0 + x1) / 2 - 192 / scale, (y0 + y1) / 2 - 0.45 * 512 / scale
+    # the canvas is about 2.4 face widths wide and 3.2 high around the face (docs/framing.md):
+    # nothing beyond 1.2 face widths left and right, 1.8 above and below, may change
+    width = x1 - x0
     far = np.ones(photo.shape[:2], bool)
     far[
-        max(0, int(top)) : int(top + 512 / scale) + 1,
-        max(0, int(left)) : int(left + 384 / scale) + 1,
+        max(0, int(y0 - 1.8 * width)) : int(y1 + 1.8 * width) + 1,
+        max(0, int(x0 - 1.2 * width)) : int(x1 + 1.2 * width) + 1,
     ] = False
     assert np.abs(pasted - photo)[far].max() == 0  # PNG: away from the face, exactly the photo
     near = np.abs(pasted - photo)[int(y0) : int(y1), int(x0) : int(x1)].mean()
