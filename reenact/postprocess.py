@@ -8,14 +8,14 @@ import numpy as np
 
 from reenact import face_gate, face_geometry
 from reenact.errors import RequestError
-from reenact.landmarks.detection import LandmarkConfig
+from reenact.landmarks import MIN_FACE_PRESENCE
 
 
 @dataclass(frozen=True)
 class PostprocessConfig:
     """Tunables of face_postprocess (``parameters`` in its config.pbtxt)."""
 
-    min_presence: float = LandmarkConfig.min_presence
+    min_presence: float = MIN_FACE_PRESENCE
     # The human-face gate (reenact.face_gate; thresholds and their measurements:
     # docs/face_gate.md): the log-odds of FaceMesh's presence a human face reaches (human photos
     # >= 9.15, the most human-looking dog <= 7.87), and how far its landmarks may lie from the

@@ -7,7 +7,8 @@ converts from the ``.tflite`` files that ``export/extract_mediapipe.py`` takes o
 rotated face crop), :class:`.detection.FaceDetector` (both detectors, merged) and
 :class:`.detection.FaceLandmarker`, the whole image → landmarks path.
 
-Import from the submodules; this package module only names where the assets live.
+Import from the submodules; this package module only names where the assets live and the
+face-presence threshold (no torch here).
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from reenact.assets import assets_dir
 
 MEDIAPIPE_VERSION = "0.10.14"
 """The ``mediapipe`` wheel the ``.tflite`` files are taken from."""
+
+MIN_FACE_PRESENCE = 0.5
+"""Face-presence score (sigmoid of FaceMesh's face flag) from which a face counts as found, as in
+MediaPipe. Here rather than in :mod:`.detection` so that face_postprocess reads it without
+importing torch."""
 
 
 def mediapipe_dir() -> Path:

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import torch
 
-from reenact.landmarks import blazeface, facemesh, mediapipe_dir
+from reenact.landmarks import MIN_FACE_PRESENCE, blazeface, facemesh, mediapipe_dir
 from reenact.landmarks.blazeface import BlazeFace, BlazeFaceFullRange
 from reenact.landmarks.facemesh import FaceMesh
 
@@ -118,7 +118,7 @@ class LandmarkConfig:
     """Keypoints whose vector (right eye → left eye) becomes the crop's x axis."""
     target_angle: float = 0.0
     """Radians; the angle that vector should have in the crop."""
-    min_presence: float = 0.5
+    min_presence: float = MIN_FACE_PRESENCE
     """Face-presence score (sigmoid of FaceMesh's face flag) from which a face counts as found."""
 
 

@@ -1,5 +1,8 @@
 """face_reenactment: the public endpoint (contract in README.md, "API")."""
 
+import contextlib
+import ctypes
+
 import numpy as np
 import torch
 
@@ -19,6 +22,14 @@ OPTIONAL_INPUTS = (
     "PASTE_BACK",
     "FACE_INDEX",
 )
+
+
+def release_freed_heap():
+    """Hand the heap freed during initialize back to the kernel: the morphable model's arrays
+    (about 70 MB) are garbage once the renderer has copied the vertices it draws, and the server's
+    MALLOC_TRIM_THRESHOLD_ (reenact.serving.runtime) would otherwise keep them resident."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def predict_mesh(crop):
@@ -52,6 +63,7 @@ class TritonPythonModel:
         self.reenactment = Reenactment(
             config, MorphableModel.load(), predict_mesh, reenact, preprocess, postprocess
         )
+        release_freed_heap()
 
     def execute(self, requests):
         return backend.handle_requests(requests, self._run)
