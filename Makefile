@@ -116,3 +116,11 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# load and fault benchmark (60 s of good and hostile requests, then a killed stub); memory per process
+.PHONY: stress memory
+stress: setup
+	$(PY) -m clients.perf.stress
+
+memory: setup
+	$(PY) -m clients.perf.memory
