@@ -124,3 +124,19 @@ stress: setup
 
 memory: setup
 	$(PY) -m clients.perf.memory
+
+# --- production image (docs/deployment.md); the base image and its pins: docker/versions.env ---
+include docker/versions.env
+DOCKER_TAG ?= reenact:latest
+DOCKER_BUILD_ARGS := $(foreach v,BASE_IMAGE BASE_TAG GXX_VERSION,--build-arg $(v)=$($(v)))
+
+.PHONY: docker docker-run lint-docker
+
+docker: $(STAMP)/deps
+	$(PY) -m reenact.deploy --tag $(DOCKER_TAG) build $(DOCKER_BUILD_ARGS)
+
+docker-run: $(STAMP)/deps
+	$(PY) -m reenact.deploy --tag $(DOCKER_TAG) run --wait
+
+lint-docker: $(STAMP)/deps
+	$(VENV)/bin/hadolint docker/Dockerfile
