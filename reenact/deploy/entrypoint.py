@@ -32,12 +32,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from reenact.serving.health import ADMIN_HEADER_ENV, ADMIN_KEY_ENV, DEFAULT_ADMIN_HEADER
+
 log = logging.getLogger("reenact.entrypoint")
 
-ADMIN_HEADER_ENV = "REENACT_ADMIN_HEADER"
-ADMIN_KEY_ENV = "REENACT_ADMIN_KEY"
 RESTRICT_ENV = "REENACT_RESTRICT_ADMIN_API"
-DEFAULT_ADMIN_HEADER = "x-reenact-admin"
 # API groups only the supervisor may use: loading/unloading models, registering shared-memory
 # regions (a remote client could otherwise map the server's own /dev/shm regions by name),
 # trace and log settings.

@@ -21,6 +21,7 @@ import http.server
 import json
 import logging
 import math
+import os
 import re
 import struct
 import subprocess
@@ -252,8 +253,24 @@ def server_probes(
     return run
 
 
+# tritonserver's repository API may be restricted to requests carrying a header key that only the
+# supervisor holds (the production entrypoint, reenact.deploy.entrypoint, sets both variables)
+ADMIN_HEADER_ENV = "REENACT_ADMIN_HEADER"
+ADMIN_KEY_ENV = "REENACT_ADMIN_KEY"
+DEFAULT_ADMIN_HEADER = "x-reenact-admin"
+
+
+def admin_headers() -> dict[str, str]:
+    """The header that opens tritonserver's restricted admin APIs, or none when no key is set."""
+    key = os.environ.get(ADMIN_KEY_ENV)
+    if not key:
+        return {}
+    return {os.environ.get(ADMIN_HEADER_ENV, DEFAULT_ADMIN_HEADER): key}
+
+
 def _get_json(url: str, timeout_s: float, data: bytes | None = None) -> object:
-    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    method = "POST" if data is not None else "GET"
+    request = urllib.request.Request(url, data=data, headers=admin_headers(), method=method)
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
         return json.loads(response.read())
 

@@ -50,6 +50,10 @@ from reenact.serving import health
 
 log = logging.getLogger("reenact.supervisor")
 
+# the production entrypoint restricts tritonserver's admin APIs only for a supervisor that sends
+# their key (reenact.deploy.entrypoint checks for this name)
+ADMIN_KEY_ENV = health.ADMIN_KEY_ENV
+
 STUB_BINARY = "triton_python_backend_stub"
 SHM_DIR = Path("/dev/shm")
 PROC_DIR = Path("/proc")
@@ -518,7 +522,9 @@ class Supervisor:
         started = time.monotonic()
         for model in models:
             url = f"http://{self.server.http_url}/v2/repository/models/{model}/load"
-            status = http_status(url, self.config.reload_timeout_s, data=b"{}")
+            status = http_status(
+                url, self.config.reload_timeout_s, data=b"{}", headers=health.admin_headers()
+            )
             if status != 200:
                 log.error("reloading %s failed (HTTP %s)", model, status)
                 self.policy.reload_failed()
@@ -641,9 +647,12 @@ def kill_orphaned_stubs(stubs: Iterable[Stub], proc_dir: Path = PROC_DIR) -> lis
     return killed
 
 
-def http_status(url: str, timeout_s: float, data: bytes | None = None) -> int | None:
+def http_status(
+    url: str, timeout_s: float, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> int | None:
     """The HTTP status of a GET (POST with ``data``), None when there is no answer."""
-    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    method = "POST" if data is not None else "GET"
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status

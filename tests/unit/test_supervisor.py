@@ -264,17 +264,28 @@ class FakeProcess:
         return None
 
 
+class Posted(list):
+    """URLs POSTed to, in order, and the headers each carried (``headers``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers: list[dict[str, str]] = []
+
+
 def make_supervisor(
     monkeypatch, live: list[Stub], deep_results: list[health.CheckResult], on_post=None
 ):
     """A supervisor whose server is FakeProcess with ``live`` stubs, whose deep checks return
     ``deep_results`` in turn (the last one from then on); HTTP POSTs are recorded and followed
     by ``on_post()``."""
-    posted: list[str] = []
+    posted = Posted()
 
-    def fake_status(url: str, timeout_s: float, data: bytes | None = None) -> int:
+    def fake_status(
+        url: str, timeout_s: float, data: bytes | None = None, headers: dict | None = None
+    ) -> int:
         if data is not None:
             posted.append(url)
+            posted.headers.append(dict(headers or {}))
             if on_post is not None:
                 on_post()
         return 200
@@ -315,6 +326,19 @@ def test_a_dead_stub_reloads_its_model_and_nothing_else(monkeypatch):
     assert posted == [RELOAD_URL.format("reenactor")]
     assert sup.state == "serving" and sup.baseline["reenactor_0_0"].pid == 7
     assert sup.readiness()[0]
+
+
+def test_reloads_carry_the_admin_key_when_the_admin_api_is_restricted(monkeypatch):
+    monkeypatch.setenv(health.ADMIN_KEY_ENV, "s3cret")
+    monkeypatch.setenv(health.ADMIN_HEADER_ENV, "x-test-admin")
+    live = [stub(1, "reenactor_0_0"), stub(2, "face_reenactment_0_0")]
+    failing = health.CheckResult(False, "INTERNAL", unhealthy_instance="reenactor_0_0")
+    sup, posted = make_supervisor(monkeypatch, live, [failing, health.CheckResult(True, "ok")])
+    sup._deep_check_tick()
+    assert posted == [RELOAD_URL.format("reenactor")]
+    assert posted.headers == [{"x-test-admin": "s3cret"}]
+    monkeypatch.delenv(health.ADMIN_KEY_ENV)
+    assert health.admin_headers() == {}  # no key: the APIs are open, no header is sent
 
 
 def test_an_unhealthy_stub_named_by_the_deep_check_is_reloaded(monkeypatch):
