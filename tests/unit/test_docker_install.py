@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from reenact.assets import ict_model_path
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 INSTALL = ROOT / "docker" / "install.py"
-ICT = ROOT / "build" / "assets" / "ict-facekit"
 DOWNLOADS = ROOT / "build" / "downloads"
 COPIED = ("pyproject.toml", "README.md", "reenact", "pnccrender", "export", "model_repository")
 
@@ -143,11 +144,11 @@ def _scratch_checkout(root: Path) -> None:
 
 def test_every_step_runs_in_a_fresh_virtualenv(tmp_path):
     wheel = sorted(DOWNLOADS.glob("mediapipe-0.10.14-*.whl"))
-    if not (ICT / "ict_facekit.npz").is_file() or not wheel:
-        pytest.skip("needs `make setup` (the ICT model and the mediapipe wheel in build/)")
+    assert wheel, f"no mediapipe wheel in {DOWNLOADS}: run `make setup`"
+    ict_folder = ict_model_path().parent  # $REENACT_ICT_DIR or build/: where set-up found it
     root, build, ict = tmp_path / "root", tmp_path / "build", tmp_path / "ict"
     _scratch_checkout(root)
-    shutil.copytree(ICT, ict)
+    shutil.copytree(ict_folder, ict)
     (build / "downloads").mkdir(parents=True)
     shutil.copy2(wheel[0], build / "downloads")
     venv.create(tmp_path / "venv", with_pip=True)
