@@ -140,3 +140,10 @@ docker-run: $(STAMP)/deps
 
 lint-docker: $(STAMP)/deps
 	$(VENV)/bin/hadolint docker/Dockerfile
+
+# the web page for trying the service: a local Triton server and the page's gateway together, the
+# page's URL printed, Ctrl-C stops both (docs/web.md); e.g. WEB_ARGS="--port 9000 --host 0.0.0.0"
+WEB_ARGS ?=
+.PHONY: web
+web: setup
+	$(PY) -m clients.web $(WEB_ARGS)
