@@ -25,8 +25,9 @@ from the kill until readiness is true again), hostile requests refused with INVA
 percentiles of good requests in the load phase, the server's RSS (tritonserver and every stub,
 from ``/proc``) before, every ``sample_every_s`` and after, with the least-squares slope of the
 load phase's second half, shared-memory files left after the stop, and for the fault the time
-from the kill to readiness false, readiness true and the first good success. The summary is
-:func:`summarize` (pure, unit-tested) and :func:`format_report`.
+from the kill to readiness false, readiness true and the first good success, then the
+per-process memory (as ``make memory`` prints it) before the load and after the run. The summary
+is :func:`summarize` (pure, unit-tested) and :func:`format_report`.
 """
 
 from __future__ import annotations
@@ -440,9 +441,15 @@ class Run:
     phase: str = "before"
     load_window: tuple[float, float] = (0.0, 0.0)
     killed_at: float | None = None
+    tables: list[str] = field(default_factory=list)  # per-process memory before and after
 
 
-def run_stress(config: StressConfig, photo: bytes) -> StressReport:
+def memory_table(server: TritonServer, title: str) -> str:
+    return f"{title}\n{memory.format_table(memory.server_memory(server), None)}"
+
+
+def run_stress(config: StressConfig, photo: bytes) -> tuple[StressReport, list[str]]:
+    """The report, and the per-process memory tables before the load and after it."""
     mix = RequestMix(config, photo)
     run = Run()
     server_config = ServerConfig(extra_args=("--exit-timeout-secs=3",))
@@ -452,12 +459,19 @@ def run_stress(config: StressConfig, photo: bytes) -> StressReport:
 
         warm_up(server.grpc_url, MODEL, photo, config.warm_up_requests)
         run.rss.append(rss_sample(server, "before"))
+        run.tables.append(memory_table(server, "memory before the load (after the warm-up)"))
         run_load_and_fault(server, config, mix, run)
         run.phase = "after"
         time.sleep(config.idle_after_s)
         run.rss.append(rss_sample(server, "after"))
+        run.tables.append(
+            memory_table(server, f"memory after the run, idle {config.idle_after_s:.0f} s")
+        )
     leftover = len(list(SHM_DIR.glob(f"{server.shm_prefix}*")))
-    return summarize(run.attempts, run.readiness, run.rss, run.load_window, run.killed_at, leftover)
+    report = summarize(
+        run.attempts, run.readiness, run.rss, run.load_window, run.killed_at, leftover
+    )
+    return report, run.tables
 
 
 def run_load_and_fault(
@@ -518,13 +532,14 @@ def main(argv: list[str] | None = None) -> int:
         emotions=tuple(args.emotions),
     )
     started = time.monotonic()
-    report = run_stress(config, encode_jpeg(sample_photo()))
+    report, tables = run_stress(config, encode_jpeg(sample_photo()))
     print(
         f"== stress: {config.concurrency} threads, {config.duration_s:.0f} s load, 1 in "
         f"{config.bad_every} hostile, good = {MODEL} with {len(config.emotions)} emotions "
         f"({', '.join(config.emotions)}); whole run {time.monotonic() - started:.0f} s"
     )
     print(format_report(report))
+    print("\n".join(tables))
     return 0
 
 
