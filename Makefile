@@ -141,6 +141,18 @@ docker-run: $(STAMP)/deps
 lint-docker: $(STAMP)/deps
 	$(VENV)/bin/hadolint docker/Dockerfile
 
+# face-api's expression network (npm @vladmandic/face-api 1.7.15, MIT), fetched with npm pack and
+# converted once for make eval-emotions (export/convert_face_api.py, docs/evaluation.md)
+FACE_API := $(ASSETS)/face-api/face_expression.pt
+$(FACE_API): export/convert_face_api.py reenact/emotion_classifier.py | $(STAMP)/deps
+	$(PY) -m export.convert_face_api
+
+# the 6 basic emotions on every human face of the test corpus, read back by face-api's classifier
+# and dlib's face descriptor; report and CSV under build/eval/ (docs/evaluation.md)
+.PHONY: eval-emotions
+eval-emotions: setup $(FACE_API)
+	$(PY) -m clients.eval_emotions
+
 # the web page for trying the service: a local Triton server and the page's gateway together, the
 # page's URL printed, Ctrl-C stops both (docs/web.md); e.g. WEB_ARGS="--port 9000 --host 0.0.0.0"
 WEB_ARGS ?=
