@@ -20,10 +20,12 @@ REENACTOR := model_repository/reenactor/1/model.pt
 
 PHOTOS := $(ASSETS)/photos/t1.jpg
 ANIMALS := $(ASSETS)/animals/baboon.jpg
+# face-api's expression network for make eval-emotions and its tests (docs/evaluation.md)
+FACE_API := $(ASSETS)/face-api/face_expression.pt
 # the ICT-FaceKit model: $REENACT_ICT_DIR when set, else fetched into build/ (docs/assets.md)
 ICT_MODEL := $(if $(REENACT_ICT_DIR),$(REENACT_ICT_DIR)/ict_facekit.npz,$(ASSETS)/ict-facekit/ict_facekit.npz)
 
-setup: $(STAMP)/runtime $(STAMP)/pnccrender $(ICT_MODEL) $(MEDIAPIPE) $(MESH_PREDICTOR) $(REENACTOR) $(PHOTOS) $(ANIMALS)
+setup: $(STAMP)/runtime $(STAMP)/pnccrender $(ICT_MODEL) $(MEDIAPIPE) $(MESH_PREDICTOR) $(REENACTOR) $(PHOTOS) $(ANIMALS) $(FACE_API)
 
 $(STAMP)/venv:
 	$(PYTHON) -m venv $(VENV)
@@ -143,7 +145,6 @@ lint-docker: $(STAMP)/deps
 
 # face-api's expression network (npm @vladmandic/face-api 1.7.15, MIT), fetched with npm pack and
 # converted once for make eval-emotions (export/convert_face_api.py, docs/evaluation.md)
-FACE_API := $(ASSETS)/face-api/face_expression.pt
 $(FACE_API): export/convert_face_api.py reenact/emotion_classifier.py | $(STAMP)/deps
 	$(PY) -m export.convert_face_api
 
