@@ -40,12 +40,6 @@ def triton(url: str | None) -> Iterator[str]:
         return
     log.info("starting a local Triton server with face_reenactment …")
     with TritonServer(ServerConfig(models=("face_reenactment",))) as server:
-        log.info(
-            "Triton ready in %.1f s (gRPC %s, log %s)",
-            server.startup_seconds,
-            server.grpc_url,
-            server.log_path,
-        )
         yield server.grpc_url
     log.info("Triton stopped")
 
@@ -66,9 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
         )
         shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-        print(
-            f"\n  reenact web page: http://{shown}:{args.port}/   (Ctrl-C stops it)\n", flush=True
-        )
+        print(f"\n  reenact web page: http://{shown}:{args.port}/", flush=True)
+        print(f"  (Triton gRPC {grpc_url}; Ctrl-C stops the page and any server it started)\n")
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C, raised again by uvicorn
             server.run()
         log.info("page stopped")

@@ -71,7 +71,7 @@ class GatewayConfig:
     triton_url: str = "127.0.0.1:8001"
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     reenactment: ReenactmentConfig = field(default_factory=ReenactmentConfig)
-    batch_size: int = 3  # emotions per Triton request: the first images come back sooner
+    batch_size: int = 5  # emotions per Triton request: the first images come back sooner
     parallel_requests: int = 2  # Triton requests one page request keeps in flight
     worker_threads: int = 8  # threads waiting on Triton for all page requests together
     timeout_s: float = 60.0  # per Triton request

@@ -188,7 +188,7 @@
     if (tile.dataset.url) URL.revokeObjectURL(tile.dataset.url);
   }
 
-  function fillTile(name, base64, generation) {
+  function fillTile(name, base64, faceBox, generation) {
     const tile = $("grid").querySelector(`li[data-emotion="${CSS.escape(name)}"]`);
     if (!tile) return;
     const blob = base64Blob(base64, "image/jpeg");
@@ -206,6 +206,7 @@
     tile.dataset.url = url;
     tile.dataset.state = "ready";
     tile.dataset.generation = String(generation);
+    tile.dataset.faceBox = faceBox.join(","); // x0,y0,x1,y1 of the face in the photo
     tile.blob = blob;
   }
 
@@ -262,7 +263,7 @@
       await readLines(response, (line) => {
         if (!current()) return;
         if (line.image !== undefined) {
-          fillTile(line.emotion, line.image, generation);
+          fillTile(line.emotion, line.image, line.face_box, generation);
           state.faceBox = line.face_box;
           made += 1;
           setProgress(`${made} of ${names.length} images`);
