@@ -168,7 +168,8 @@ def wait_for_grid(page, count: int, generation: int | None = None) -> None:
         )
     except sync_api.TimeoutError:
         shown = page.evaluate(
-            """() => ({
+            """async () => ({
+                health: await (await fetch('/api/health')).text(),
                 tiles: [...document.querySelectorAll('#grid li')].map(
                     t => `${t.dataset.emotion}:${t.dataset.state}:${t.dataset.generation}`),
                 progress: document.getElementById('progress').textContent,
@@ -246,6 +247,21 @@ def test_gateway_states_the_servers_limits_and_refuses_before_forwarding(gateway
     assert f"{codec.max_bytes:,}" in body["error"]
     status, body = post(f"{gateway}/api/reenact", b"")
     assert (status, body["kind"]) == (400, "not_image")
+
+
+def test_gateway_passes_the_servers_refusals_on(gateway: str, astronaut_jpeg: bytes):
+    max_yaw = ReenactmentConfig().max_head_pose_deg[0]
+    status, body = post(f"{gateway}/api/reenact?yaw={max_yaw + 1}", astronaut_jpeg)
+    assert (status, body["kind"]) == (400, "invalid") and body["error"].startswith("HEAD_POSE")
+    status, body = post(f"{gateway}/api/reenact?emotion=smug", astronaut_jpeg)
+    assert status == 400 and "unknown emotion 'smug'" in body["error"]
+    too_many = "&".join(["emotion=happy"] * (ReenactmentConfig().max_targets + 1))
+    status, body = post(f"{gateway}/api/reenact?{too_many}", astronaut_jpeg)
+    assert status == 400 and "the limit is" in body["error"]
+    status, body = post(f"{gateway}/api/reenact?blendshape=jawOpen:2", astronaut_jpeg)
+    assert status == 400 and body["error"].startswith("EXPRESSION weights must be")
+    status, body = post(f"{gateway}/api/reenact?blendshape=grin:1", astronaut_jpeg)
+    assert status == 400 and "unknown blendshape 'grin'" in body["error"]
 
 
 def test_astronaut_fills_the_grid_with_15_emotions_as_they_arrive(
