@@ -1,4 +1,4 @@
-"""Helpers of the web page's end-to-end tests: the browser, the gateway in a thread, photos."""
+"""What the web page's end-to-end tests share: the browser, the gateway in a thread, photos."""
 
 from __future__ import annotations
 

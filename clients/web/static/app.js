@@ -29,7 +29,7 @@
     editor: { generation: 0, controller: null, used: false, blobUrl: null },
   };
 
-  // ---- small helpers ----------------------------------------------------------------------
+  // ---- utilities ------------------------------------------------------------------------------
 
   function debounce(fn, ms) {
     let timer = null;
