@@ -22,10 +22,12 @@ PHOTOS := $(ASSETS)/photos/t1.jpg
 ANIMALS := $(ASSETS)/animals/baboon.jpg
 # face-api's expression network for make eval-emotions and its tests (docs/evaluation.md)
 FACE_API := $(ASSETS)/face-api/face_expression.pt
+# headless Chromium for the web page's browser tests (tests/e2e/test_web.py): Debian's package
+CHROMIUM := /usr/bin/chromium
 # the ICT-FaceKit model: $REENACT_ICT_DIR when set, else fetched into build/ (docs/assets.md)
 ICT_MODEL := $(if $(REENACT_ICT_DIR),$(REENACT_ICT_DIR)/ict_facekit.npz,$(ASSETS)/ict-facekit/ict_facekit.npz)
 
-setup: $(STAMP)/runtime $(STAMP)/pnccrender $(ICT_MODEL) $(MEDIAPIPE) $(MESH_PREDICTOR) $(REENACTOR) $(PHOTOS) $(ANIMALS) $(FACE_API)
+setup: $(STAMP)/runtime $(STAMP)/pnccrender $(ICT_MODEL) $(MEDIAPIPE) $(MESH_PREDICTOR) $(REENACTOR) $(PHOTOS) $(ANIMALS) $(FACE_API) $(CHROMIUM)
 
 $(STAMP)/venv:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +60,14 @@ $(MESH_PREDICTOR): $(MEDIAPIPE) export/build_mesh_predictor.py reenact/mesh_pred
 
 $(REENACTOR): $(STAMP)/deps export/build_reenactor.py reenact/reenactor.py reenact/geometric.py | $(ICT_MODEL)
 	$(PY) export/build_reenactor.py
+
+# where Chromium cannot be installed the browser tests are skipped, saying what is missing
+$(CHROMIUM):
+	if command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	  echo "chromium not installed: the web page's browser tests will be skipped"; \
+	else echo "no apt-get: install Chromium to run the web page's browser tests"; fi
 
 # real photos for the demo and the tests, from a PyPI wheel (clients/sample_photos.py)
 $(PHOTOS): $(STAMP)/deps clients/sample_photos.py
