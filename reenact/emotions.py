@@ -3,7 +3,10 @@
 Each emotion is its prototypical action units (``data/emotions.json``: Du, Tao & Martinez, PNAS
 2014, Table 1): primary AUs at full intensity, secondary ones (seen in some subjects) weaker; each
 AU maps to ICT blendshapes.
-Weights add up per blendshape and are clipped to [0, 1].
+Weights add up per blendshape and are clipped to [0, 1], then multiplied by the emotion's
+calibrated gain (1 unless ``gain`` names it: the weak ones, whose landmark motion was near
+FaceMesh's noise) and clipped to [0, ``max_weight``] (above 1 a blendshape is extrapolated;
+docs/emotions.md).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ class Emotion:
     name: str
     primary: tuple[int, ...]
     secondary: tuple[int, ...]
-    expression: np.ndarray  # (55,) float32 ICT expression weights in [0, 1]
+    expression: np.ndarray  # (55,) float32 ICT expression weights in [0, max_weight]
+    gain: float = 1.0  # the calibrated gain the weights were multiplied by
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class EmotionCatalogue:
     emotions: dict[str, Emotion]
     default: tuple[str, ...]
     expression_names: tuple[str, ...]
+    max_weight: float = 1.0  # the largest expression weight of any emotion
 
     def expression(self, name: str) -> np.ndarray:
         """(55,) float32 expression weights of ``name``; RequestError for an unknown name."""
@@ -58,23 +63,32 @@ def build_catalogue(raw: dict, expression_names: tuple[str, ...]) -> EmotionCata
     """Make the catalogue from the JSON structure of ``data/emotions.json``."""
     aus = {int(k): _au_vector(v, expression_names) for k, v in raw["action_units"].items()}
     strength = raw["intensity"]
+    gains = {name: float(g) for name, g in raw.get("gain", {}).items()}
+    unknown_gains = sorted(set(gains) - set(raw["emotions"]))
+    if unknown_gains:
+        raise ValueError(f"gains for emotions not in the catalogue: {unknown_gains}")
+    max_weight = float(raw.get("max_weight", 1.0))
     emotions = {}
     for name, spec in raw["emotions"].items():
         weights = np.zeros(len(expression_names), np.float32)
         for group in ("primary", "secondary"):
             for au in spec[group]:
                 weights += strength[group] * aus[au]
+        gain = gains.get(name, 1.0)
         emotions[name] = Emotion(
             name=name,
             primary=tuple(spec["primary"]),
             secondary=tuple(spec["secondary"]),
-            expression=np.clip(weights, 0.0, 1.0),
+            expression=np.clip(gain * np.clip(weights, 0.0, 1.0), 0.0, max_weight).astype(
+                np.float32
+            ),
+            gain=gain,
         )
     default = tuple(raw["default"])
     unknown = sorted(set(default) - set(emotions))
     if unknown:
         raise ValueError(f"default emotions not in the catalogue: {unknown}")
-    return EmotionCatalogue(emotions, default, expression_names)
+    return EmotionCatalogue(emotions, default, expression_names, max_weight)
 
 
 @cache

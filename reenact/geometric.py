@@ -13,7 +13,7 @@ the grid of a bilinear d-times downsampling (``F.interpolate(..., align_corners=
 back exactly). The correspondence is piecewise linear, so the reenactor upsamples it bilinearly.
 Coordinates stored in the channels are always canvas pixels, whatever d.
 
-Channel layout of a render (h, w, C) float32, C = ``N_CHANNELS`` = 9; 0 wherever nothing is drawn
+Channel layout of a render (h, w, C) float32, C = ``N_CHANNELS`` = 10; 0 wherever nothing is drawn
 (the normalised coordinate code of :mod:`reenact.pncc` is not rendered here: geometric mode does
 not use it):
 
@@ -35,11 +35,30 @@ index  name            meaning
                        (the teeth's taken from the photo when it shows them) and adds them up
 8      MOUTH_ALPHA     1 on the mouth interior (teeth, gums, tongue, cavity), 0 elsewhere;
                        interpolation gives a soft ramp into the lips
+9      EXPRESSION_     the expression's shading change on the face: target shade / source
+       SHADE           shade - 1 (0: unchanged), both meshes lit by the same light in the
+                       source's pose, so only the expression counts (folds it adds are
+                       darker, folds of the source it removes lighter); 0 in the source
+                       render, off the front face, on the eyes and on the mouth interior
 =====  ==============  ===================================================================
 
+Expression shading (EXPRESSION_SHADE): each vertex's normal is the area-weighted normal of the
+decoded mesh (:func:`reenact.head_render.vertex_normals_torch`), turned into the source's pose;
+the target normal is the source's moved ``fold_gain`` times its own change (the ICT blendshapes
+have furrows about three edges wide, so their normals turn by a few degrees where a real fold
+turns by tens: the gain stands in for the folds' depth, derived from the blendshapes and nothing
+else). Shade = ambient + (1 - ambient) max(0, normal . light); the ratio is clamped to
+[``shade_ratio_min``, ``shade_ratio_max``], smoothed over the mesh (``shade_smooth_passes``
+neighbour averages) and faded to 1 by the front-face weight. docs/emotions.md has the figures.
+
+Teeth: ICT's teeth are 32 separate meshes. Each tooth vertex knows where it lies across its
+tooth (0 at the tooth's middle, 1 at its sides, along the dental arch): the teeth shade falls
+by ``teeth_gap_dark`` towards the sides, so the gaps between teeth show dark, and by
+``teeth_back_dark`` on the lingual side, which only shows through gaps.
+
 In the source render (index 0 of the batch) SRC_X, SRC_Y are the pixel's own (canvas) coordinates
-and SRC_Z is its z-buffer depth. For K = 15 at 512 x 384 the renders are 16 x 256 x 192 x 9 float32,
-28 MB (they were 151 MB at full resolution with PNCC).
+and SRC_Z is its z-buffer depth. For K = 15 at 512 x 384 the renders are 16 x 256 x 192 x 10
+float32, 31 MB (they were 151 MB at full resolution with PNCC).
 """
 
 from __future__ import annotations
@@ -68,7 +87,8 @@ from reenact.pncc import FACE_VERTEX_COUNT
 
 SRC_X, SRC_Y, SRC_Z, COVERAGE, WARP_WEIGHT = 0, 1, 2, 3, 4
 TEETH_SHADE, GUMS_SHADE, CAVITY_SHADE, MOUTH_ALPHA = 5, 6, 7, 8
-N_CHANNELS = 9
+EXPRESSION_SHADE = 9
+N_CHANNELS = 10
 SRC_XY = slice(SRC_X, SRC_Y + 1)
 MOUTH_SHADES = slice(TEETH_SHADE, CAVITY_SHADE + 1)  # in the order of MOUTH_MATERIAL_ORDER
 MOUTH_MATERIAL_ORDER = ("teeth", "gums", "cavity")
@@ -93,6 +113,21 @@ def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
+def tooth_labels(triangles: np.ndarray, n_vertices: int) -> np.ndarray:
+    """(n_vertices,) int64 connected-component label of each vertex over ``triangles`` (T, 3)
+    (the smallest vertex id of its component; a vertex on no triangle is its own)."""
+    label = np.arange(n_vertices)
+    a = triangles[:, [0, 1, 2]].ravel()
+    b = triangles[:, [1, 2, 0]].ravel()
+    while True:
+        low = np.minimum(label[a], label[b])
+        before = label.copy()
+        np.minimum.at(label, a, low)
+        np.minimum.at(label, b, low)
+        if np.array_equal(before, label):
+            return label
+
+
 @dataclass(frozen=True)
 class RendererConfig:
     """Tunables of :class:`ReenactorRenderer` (the one source of their defaults).
@@ -112,9 +147,21 @@ class RendererConfig:
     neck_follow_cm: float = 1.5  # … and from this far below the chin up it moves with the head
     iris_depth_bias_cm: float = 0.1  # draws the iris in front of the closed sclera shell
     ambient: float = 0.55  # mouth shading: ambient share of the light at the camera …
-    teeth_ambient: float = 0.85  # … and on the teeth
+    teeth_ambient: float = 0.6  # … and on the teeth
     cavity_falloff_cm: float = 4.0  # mouth shading: light falls by 1/e per this depth behind …
     teeth_falloff_cm: float = 8.0  # … and on the teeth
+    teeth_gap_start: float = 0.55  # across a tooth (0 middle, 1 side): darkening starts …
+    teeth_gap_dark: float = 0.75  # … and the shade falls by this share at its side
+    teeth_back_dark: float = 0.5  # shade lost on the back (lingual) side of the teeth
+    light: tuple[float, float, float] = (0.0, 0.6, 1.0)  # expression shading: light direction
+    # in the source's view (x right, y up, z to the camera), from above the camera
+    shade_ambient: float = 0.3  # expression shading: ambient share of the light
+    shade_smooth_passes: int = 1  # 1-ring means of the shade change against mesh noise …
+    fold_passes: int = 6  # … and these more split it into broad change and folds, …
+    broad_gain: float = 0.5  # … the broad change weighted by this …
+    fold_gain: float = 2.5  # … and the folds by this (the blendshapes' folds are too shallow)
+    shade_ratio_min: float = 0.8  # target / source shade clamped to this …
+    shade_ratio_max: float = 1.15  # … and this
     downscale: int = 2  # render at 1 / downscale of the canvas size (module docstring)
     num_threads: int | None = None  # pnccrender threads (None: one per hardware thread)
 
@@ -180,6 +227,63 @@ class ReenactorRenderer:
         self._raster_scale = torch.tensor([1.0 / d, 1.0 / d, 1.0])
         self._raster_offset = torch.tensor([PIXEL_CENTRE / d, PIXEL_CENTRE / d, 0.0])
         self._cavity_front_z = float(model.neutral[self._vertices_of(model, ("M_Teeth",)), 2].max())
+        self._teeth_shade = self._teeth_pattern(model, used)[None, self._mouth_start :]  # (1, M)
+        self._init_expression_shading(model, used)
+        self._batched_corners: tuple[int, list[torch.Tensor]] = (0, [])
+
+    def _init_expression_shading(self, model: MorphableModel, used: np.ndarray) -> None:
+        """The mesh pieces of the expression shading: the front-face triangles whose normals
+        count, the front-face weight that fades the shading out and the neighbour average."""
+        m = self._mouth_start
+        weight = self._static_weight[:m].copy()
+        weight[self.is_eye[:m]] = 0.0
+        self._shade_weight = torch.from_numpy(weight[:, None])  # (m, 1)
+        face_tris = self.triangles[(self.triangles < m).all(axis=1)]
+        face_tris = face_tris[(weight[face_tris] > 0.0).any(axis=1)]
+        self._shade_triangles = face_tris  # (T', 3) int32 into the first m vertices
+        edges = np.unique(np.sort(face_tris[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1), axis=0)
+        self._edge_from = torch.from_numpy(
+            np.concatenate([edges[:, 0], edges[:, 1]]).astype(np.int64)
+        )
+        self._edge_to = torch.from_numpy(
+            np.concatenate([edges[:, 1], edges[:, 0]]).astype(np.int64)
+        )
+        degree = np.bincount(self._edge_to.numpy(), minlength=m) + 1.0  # the vertex itself too
+        self._inverse_degree = torch.from_numpy((1.0 / degree).astype(np.float32)[:, None])
+
+    def _teeth_pattern(self, model: MorphableModel, used: np.ndarray) -> np.ndarray:
+        """(N,) float32 factor on the teeth shade: 1 in the middle of each tooth's front, falling
+        by ``teeth_gap_dark`` towards its sides (measured along the dental arch) and by
+        ``teeth_back_dark`` on its back (lingual) side; 1 off the teeth."""
+        cfg = self.config
+        factor = np.ones(used.size, np.float32)
+        teeth = np.flatnonzero(self.is_teeth)
+        if teeth.size == 0:
+            return factor
+        tris = model.triangles_of("M_Teeth")
+        label = tooth_labels(tris, model.n_vertices)
+        points = model.neutral.astype(np.float64)
+        normals = vertex_normals_torch(
+            torch.from_numpy(model.neutral.astype(np.float32)),
+            [torch.from_numpy(c.astype(np.int64)) for c in tris.T],
+        ).numpy()
+        ids = used[teeth]
+        arch_z = float(points[np.unique(tris), 2].min())  # the arch's centre lies behind it
+        across = np.zeros(ids.size)
+        back = np.zeros(ids.size)
+        for tooth in np.unique(label[ids]):
+            members = label[ids] == tooth
+            centre = points[label == tooth].mean(axis=0)
+            radial = np.array([centre[0], 0.0, centre[2] - arch_z])
+            radial /= max(np.linalg.norm(radial), 1e-9)
+            lateral = np.array([radial[2], 0.0, -radial[0]])  # horizontal, along the arch
+            offset = np.abs((points[label == tooth] - centre) @ lateral).max()
+            across[members] = np.abs((points[ids[members]] - centre) @ lateral) / max(offset, 1e-9)
+            back[members] = -(normals[ids[members]] @ radial)
+        gap = _smoothstep(across, cfg.teeth_gap_start, 1.0)
+        lingual = _smoothstep(back, 0.0, 0.5)
+        factor[teeth] = (1.0 - cfg.teeth_gap_dark * gap) * (1.0 - cfg.teeth_back_dark * lingual)
+        return factor
 
     def _drawn_triangles(self, model: MorphableModel) -> np.ndarray:
         """(T,) bool: the triangles rendered. Face, head and neck, mouth socket, teeth, gums and
@@ -298,11 +402,12 @@ class ReenactorRenderer:
         image[1:] = torch.lerp(image[:1], image[1:], self._follow)
         normals = vertex_normals_torch(shape[0], self._corners)  # the source's, (N, 3)
         facing = torch.from_numpy(rotation[:, 2, :]) @ normals.T  # (B, N) normal z in each view
+        shade_change = self._expression_shading(shape, normals, rotation[0])
         # Canvas pixel x (centres at integers) lies at (x + 0.5) / d on the render, whose pixel
         # centres pnccrender samples at +0.5.
         vertices = torch.addcmul(self._raster_offset, image, self._raster_scale)
         # Single-threaded numpy last, so torch's worker threads are idle when pnccrender starts.
-        attributes = self._attributes(image, facing.numpy(), shape.numpy())
+        attributes = self._attributes(image, facing.numpy(), shape.numpy(), shade_change)
         d = self.config.downscale
         result = pnccrender.render(
             vertices.numpy(),
@@ -314,11 +419,57 @@ class ReenactorRenderer:
         )
         return result.image[0], result.image[1:]
 
+    def _face_normals(self, shape: torch.Tensor) -> torch.Tensor:
+        """(B, m, 3) float32 unit normals of the first m (non-mouth) vertices of ``shape``
+        (B, N, 3) from the front-face triangles (zero elsewhere), all B meshes in one call."""
+        b, m = shape.shape[0], self._mouth_start
+        if self._batched_corners[0] != b:
+            offsets = np.arange(b, dtype=np.int64)[:, None] * m
+            corners = [
+                torch.from_numpy((c.astype(np.int64)[None, :] + offsets).ravel())
+                for c in self._shade_triangles.T
+            ]
+            self._batched_corners = (b, corners)
+        flat = shape[:, :m].reshape(b * m, 3)
+        return vertex_normals_torch(flat, self._batched_corners[1]).reshape(b, m, 3)
+
+    def _expression_shading(
+        self, shape: torch.Tensor, source_normals: torch.Tensor, source_rotation: np.ndarray
+    ) -> torch.Tensor:
+        """(B, m) float32 EXPRESSION_SHADE of the first m vertices (module docstring): target
+        shade / source shade - 1 under one light in the source's pose, 0 for the source itself.
+        shape: (B, N, 3) cm; source_normals: (N, 3); source_rotation: (3, 3) model -> view."""
+        cfg = self.config
+        normals = self._face_normals(shape)  # (B, m, 3)
+        light = torch.tensor(cfg.light, dtype=torch.float32)
+        light = torch.from_numpy(source_rotation.astype(np.float32)).T @ (light / light.norm())
+        lit = normals @ light  # (B, m)
+        shade = cfg.shade_ambient + (1.0 - cfg.shade_ambient) * lit.clamp_min(0.0)
+        change = (shade[1:] / shade[:1].clamp_min(1e-3) - 1.0).T.contiguous()  # (m, K)
+        change = self._smooth(change, cfg.shade_smooth_passes)
+        broad = self._smooth(change, cfg.fold_passes)
+        change = cfg.broad_gain * broad + cfg.fold_gain * (change - broad)
+        change = change.clamp(cfg.shade_ratio_min - 1.0, cfg.shade_ratio_max - 1.0)
+        change = torch.cat([torch.zeros(change.shape[0], 1), change], dim=1) * self._shade_weight
+        return change.T.contiguous()
+
+    def _smooth(self, values: torch.Tensor, passes: int) -> torch.Tensor:
+        """``passes`` means over each vertex and its 1-ring of values (m, D) on the face."""
+        for _ in range(passes):
+            total = values.index_add(0, self._edge_to, values.index_select(0, self._edge_from))
+            values = total * self._inverse_degree
+        return values
+
     def _attributes(
-        self, image: torch.Tensor, facing: np.ndarray, model_space: np.ndarray
+        self,
+        image: torch.Tensor,
+        facing: np.ndarray,
+        model_space: np.ndarray,
+        shade_change: torch.Tensor,
     ) -> np.ndarray:
         """(B, N, C) float32 per-vertex attributes. image: (B, N, 3) canvas pixels; facing:
-        (B, N) normal z in each view; model_space: (B, N, 3) cm.
+        (B, N) normal z in each view; model_space: (B, N, 3) cm; shade_change: (B, m) the
+        EXPRESSION_SHADE of the non-mouth vertices.
 
         Written into a buffer kept between calls (not thread-safe): the channels that never
         change (COVERAGE, the mouth channels off the mouth, MOUTH_ALPHA) are set once per B.
@@ -340,7 +491,8 @@ class ReenactorRenderer:
         grazing[:, eye] = self._static_weight[eye]
         out[:, :m, WARP_WEIGHT] = grazing  # 0 on the mouth interior (set once)
         depth_behind = np.maximum(self._cavity_front_z - model_space[:, m:, 2], 0.0)
-        out[:, m:, MOUTH_SHADES] = mouth_shades(
-            self.mouth_material[m:], facing[:, m:], depth_behind, cfg
-        )
+        shades = mouth_shades(self.mouth_material[m:], facing[:, m:], depth_behind, cfg)
+        shades[:, :, 0] *= self._teeth_shade
+        out[:, m:, MOUTH_SHADES] = shades
+        out[:, :m, EXPRESSION_SHADE] = shade_change.numpy()  # 0 on the mouth (set once)
         return out

@@ -227,13 +227,17 @@ def target_params(
     expressions: np.ndarray,
     intensity: float,
     head_pose_deg: np.ndarray,
+    max_weight: float = 1.0,
 ) -> np.ndarray:
     """K target parameter sets: the source with its expression moved towards each of
-    ``expressions`` (K, 55) by ``intensity`` (0: the source's own) and its pose turned by
-    ``head_pose_deg`` (yaw, pitch, roll). source: (162,). Returns (K, 162) float32."""
+    ``expressions`` (K, 55) by ``intensity`` (0: the source's own, 1: the expression itself, so
+    a face that already shows part of it moves less) and its pose turned by ``head_pose_deg``
+    (yaw, pitch, roll). Weights are clipped to [0, ``max_weight``]: the catalogue's calibrated
+    emotions go above 1 (reenact.emotions). source: (162,). Returns (K, 162) float32."""
     targets = np.repeat(np.asarray(source, np.float32)[None], len(expressions), axis=0)
     own = targets[:, EXPR_SLICE]
-    targets[:, EXPR_SLICE] = np.clip(own + intensity * (expressions - own), 0.0, 1.0)
+    moved = own + intensity * (expressions - own)
+    targets[:, EXPR_SLICE] = np.clip(moved, 0.0, max(max_weight, 1.0))
     yaw, pitch, roll = np.radians(head_pose_deg)
     targets[:, ROT_SLICE] += np.array([pitch, yaw, roll], np.float32)
     return targets
@@ -366,7 +370,13 @@ class Reenactment:
             expressions = self.templates.lookup(
                 identity_of(source), options.names, self.config.neighbours
             )
-        targets = target_params(source, expressions, options.intensity, options.head_pose_deg)
+        targets = target_params(
+            source,
+            expressions,
+            options.intensity,
+            options.head_pose_deg,
+            self.options.catalogue.max_weight,
+        )
         source_render, target_render = self.renderer.render(source, targets, *pre.canvas.shape[:2])
         reenacted = self.reenact(pre.canvas, source_render, target_render, targets)
         if is_greyscale(pre.canvas):  # the painted mouth interior must not bring colour in

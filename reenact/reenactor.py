@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from reenact.geometric import (
     COVERAGE,
+    EXPRESSION_SHADE,
     MOUTH_ALPHA,
     SRC_X,
     SRC_Y,
@@ -74,6 +75,13 @@ class ReenactorConfig:
     teeth_max_saturation: float = 0.25  # … counting pixels this grey ((max - min) / max) …
     teeth_min_shade: float = 0.3  # … where the source's rendered teeth are lit at least this …
     teeth_min_luma: float = 0.35  # … and the colour found is at least this bright (0..1)
+    teeth_skin_tint: float = 0.3  # painted default teeth take this share of the skin's hue
+    lip_shadow: float = 0.55  # painted interior darkens by up to this share under the lips …
+    lip_shadow_px: int = 4  # … over this many canvas pixels from the edge (the upper lip's
+    # shadow reaches twice as far: the light comes from above)
+    expression_shading: bool = True  # multiply the face by the EXPRESSION_SHADE ratio, …
+    shading_rgb: tuple[float, float, float] = (0.8, 1.0, 1.15)  # … its darkening in each
+    # channel weighted by these (skin's shadows are warm: light scattered under the skin is red)
 
 
 DEFAULTS = ReenactorConfig()
@@ -104,6 +112,11 @@ class GeometricReenactor(torch.nn.Module):
         teeth_max_saturation: float = DEFAULTS.teeth_max_saturation,
         teeth_min_shade: float = DEFAULTS.teeth_min_shade,
         teeth_min_luma: float = DEFAULTS.teeth_min_luma,
+        teeth_skin_tint: float = DEFAULTS.teeth_skin_tint,
+        lip_shadow: float = DEFAULTS.lip_shadow,
+        lip_shadow_px: int = DEFAULTS.lip_shadow_px,
+        expression_shading: bool = DEFAULTS.expression_shading,
+        shading_rgb: tuple[float, float, float] = DEFAULTS.shading_rgb,
     ) -> None:
         super().__init__()
         self.downsample = downsample
@@ -119,10 +132,15 @@ class GeometricReenactor(torch.nn.Module):
         self.teeth_max_saturation = teeth_max_saturation
         self.teeth_min_shade = teeth_min_shade
         self.teeth_min_luma = teeth_min_luma
+        self.teeth_skin_tint = teeth_skin_tint
+        self.lip_shadow = lip_shadow
+        self.lip_shadow_px = lip_shadow_px
+        self.expression_shading = expression_shading
         # (3, 3) colours 0..255, rows teeth, gums, cavity: the order of the shade channels
         colours = torch.tensor([teeth_rgb, gums_rgb, cavity_rgb], dtype=torch.float32) * 255.0
         self.register_buffer("default_colours", colours)
         self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]))
+        self.register_buffer("shading_rgb", torch.tensor(shading_rgb).reshape(1, 3, 1, 1))
         # Channel indices of the renders (TorchScript reads module attributes, not globals).
         self.src_x = SRC_X
         self.src_y = SRC_Y
@@ -131,6 +149,7 @@ class GeometricReenactor(torch.nn.Module):
         self.warp_weight = WARP_WEIGHT
         self.teeth_shade = TEETH_SHADE
         self.mouth_alpha = MOUTH_ALPHA
+        self.expression_shade = EXPRESSION_SHADE
         self.scale_index = SCALE_SLICE.start
         self.near_block = NEAR_BLOCK
 
@@ -153,6 +172,11 @@ class GeometricReenactor(torch.nn.Module):
             teeth_max_saturation=config.teeth_max_saturation,
             teeth_min_shade=config.teeth_min_shade,
             teeth_min_luma=config.teeth_min_luma,
+            teeth_skin_tint=config.teeth_skin_tint,
+            lip_shadow=config.lip_shadow,
+            lip_shadow_px=config.lip_shadow_px,
+            expression_shading=config.expression_shading,
+            shading_rgb=config.shading_rgb,
         )
 
     def forward(
@@ -226,6 +250,11 @@ class GeometricReenactor(torch.nn.Module):
             padding_mode="border",
             align_corners=False,
         )  # (K, 3, y1 - y0, x1 - x0)
+        if self.expression_shading:
+            es = self.expression_shade
+            change = _upsample_crop(crop[:, es : es + 1], r, oy, ox, y1 - y0, x1 - x0)
+            tint = torch.where(change < 0.0, self.shading_rgb, torch.ones_like(self.shading_rgb))
+            warped.mul_((change * tint).add_(1.0))
         if my0 < my1:
             colours = self._mouth_colours(source_canvas, source_render)
             self._paint_mouth(warped, inside, trusted, mouth_box, own, colours)
@@ -334,32 +363,60 @@ class GeometricReenactor(torch.nn.Module):
     def _mouth_colours(
         self, source_canvas: torch.Tensor, source_render: torch.Tensor
     ) -> torch.Tensor:
-        """(3, 3) colours 0..255 of teeth, gums and cavity: the defaults, with the teeth's
-        replaced by the photo's own where the source shows teeth (median of the brighter half
-        of the grey pixels under the source's lit rendered teeth, divided by their shade) and
-        that colour is bright enough to be teeth (not shadow or cavity under a misplaced fit).
+        """(3, 3) colours 0..255 of teeth, gums and cavity: the defaults, the teeth's tinted
+        towards the skin's hue (the photo's white balance: teeth next to warm skin are warm, on a
+        grey photo grey), and replaced by the photo's own where the source shows teeth (median
+        of the brighter half of the grey pixels under the source's lit rendered teeth, divided
+        by their shade) and that colour is bright enough to be teeth (not shadow or cavity under
+        a misplaced fit) and not bluer than red (a cool band there reads as braces).
         source_canvas: (H, W, 3) uint8; source_render: (h, w, C) float32."""
         colours = self.default_colours.clone()
+        skin = self._skin_colour(source_canvas, source_render)
+        if skin.amax() > 0.0:
+            hue = skin / skin.amax()
+            tint = 1.0 - self.teeth_skin_tint + self.teeth_skin_tint * hue
+            tinted = colours[0] * tint
+            colours[0] = tinted * ((colours[0] @ self.luma) / (tinted @ self.luma).clamp_min(1.0))
         if not self.teeth_from_photo:
             return colours
         shade = source_render[:, :, self.teeth_shade]
         pick = (shade > self.teeth_min_shade) & (source_render[:, :, self.mouth_alpha] > 0.99)
-        xy = source_render[:, :, self.src_x : self.src_y + 1][pick]  # (n, 2) canvas pixels
-        cols = xy[:, 0].round().long().clamp(0, source_canvas.shape[1] - 1)
-        rows = xy[:, 1].round().long().clamp(0, source_canvas.shape[0] - 1)
-        rgb = source_canvas[rows, cols].to(torch.float32)  # (n, 3)
+        rgb, lit = self._photo_at(source_canvas, source_render, pick), shade[pick]
         brightest = rgb.amax(dim=1)
         grey = (brightest - rgb.amin(dim=1)) <= self.teeth_max_saturation * brightest
-        rgb, lit = rgb[grey], shade[pick][grey]
+        rgb, lit = rgb[grey], lit[grey]
         if rgb.shape[0] < self.teeth_min_pixels:
             return colours
         luma = rgb @ self.luma
         bright = luma >= luma.median()
         colour = rgb[bright].median(dim=0).values / lit[bright].median().clamp_min(0.1)
         colour = colour * (255.0 / colour.amax().clamp_min(255.0))  # keep the hue
-        if float(colour @ self.luma) >= self.teeth_min_luma * 255.0:
+        bright_enough = float(colour @ self.luma) >= self.teeth_min_luma * 255.0
+        if bright_enough and float(colour[2]) <= float(colour[0]):
             colours[0] = colour
         return colours
+
+    def _photo_at(
+        self, source_canvas: torch.Tensor, source_render: torch.Tensor, pick: torch.Tensor
+    ) -> torch.Tensor:
+        """(n, 3) float32 photo colours at the source-render pixels ``pick`` (h, w) bool."""
+        xy = source_render[:, :, self.src_x : self.src_y + 1][pick]  # (n, 2) canvas pixels
+        cols = xy[:, 0].round().long().clamp(0, source_canvas.shape[1] - 1)
+        rows = xy[:, 1].round().long().clamp(0, source_canvas.shape[0] - 1)
+        return source_canvas[rows, cols].to(torch.float32)
+
+    def _skin_colour(
+        self, source_canvas: torch.Tensor, source_render: torch.Tensor
+    ) -> torch.Tensor:
+        """(3,) float32 mean photo colour 0..255 of the source's front face (full warp weight,
+        no mouth interior, no eyes: the brighter three quarters), zeros when none is drawn."""
+        weight = source_render[:, :, self.warp_weight]
+        pick = (weight > 0.99) & (source_render[:, :, self.mouth_alpha] <= 0.0)
+        rgb = self._photo_at(source_canvas, source_render, pick)
+        if rgb.shape[0] == 0:
+            return torch.zeros(3, dtype=torch.float32, device=source_canvas.device)
+        luma = rgb @ self.luma
+        return rgb[luma >= torch.quantile(luma, 0.25)].mean(dim=0)
 
     def _paint_mouth(
         self,
@@ -385,8 +442,22 @@ class GeometricReenactor(torch.nn.Module):
         if r > 0:
             mouth = _box_blur(mouth, r)
         paint = torch.einsum("kmhw,mc->kchw", mouth[:, 0:3], colours)
+        paint.mul_(self._lip_shadow(inside[:, self.mouth_alpha : self.mouth_alpha + 1]))
         region = warped[:, :, my0:my1, mx0:mx1]
         region.mul_(1.0 - mouth[:, 3:4]).add_(paint)
+
+    def _lip_shadow(self, alpha: torch.Tensor) -> torch.Tensor:
+        """(K, 1, rows, cols) factor in [1 - lip_shadow, 1] on the painted interior: darker
+        near the lips, most under the upper lip (the box mean of the interior alpha (K, 1,
+        rows, cols), taken ``lip_shadow_px`` higher up, so the top edge's shadow reaches
+        further)."""
+        radius = self.lip_shadow_px
+        if radius <= 0 or self.lip_shadow <= 0.0:
+            return torch.ones_like(alpha)
+        inner = _box_blur((alpha > 0.5).to(alpha.dtype), radius)
+        top = inner[:, :, :1].expand(-1, -1, radius, -1)
+        lowered = torch.cat([top, inner], dim=2)[:, :, : alpha.shape[2]]
+        return 1.0 - self.lip_shadow * (1.0 - torch.minimum(inner, lowered))
 
 
 def _window_sum(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reenact.emotions import load_catalogue
+from reenact.emotions import build_catalogue, load_catalogue
 from reenact.errors import RequestError
-from reenact.morphable import MorphableModel
+from reenact.morphable import EXPR_SLICE, N_PARAMS, MorphableModel
+from reenact.reenactment import target_params
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,9 @@ def test_catalogue_has_21_categories_neutral_and_15_defaults(catalogue):
 
 def test_every_emotion_is_distinct_and_in_range(catalogue):
     exprs = catalogue.expressions(list(catalogue.emotions))
-    assert exprs.min() >= 0.0 and exprs.max() <= 1.0
+    assert exprs.min() >= 0.0 and exprs.max() <= catalogue.max_weight + 1e-6  # float32 of 1.6
+    ungained = [e.expression for e in catalogue.emotions.values() if e.gain == 1.0]
+    assert ungained and np.max(ungained) <= 1.0  # only calibrated emotions extrapolate
     distances = np.linalg.norm(exprs[:, None] - exprs[None], axis=-1)
     np.fill_diagonal(distances, np.inf)
     assert distances.min() > 0.1  # hatred and appalled differ only in secondary AUs
@@ -64,3 +67,51 @@ def test_names_are_forgiving_about_case_and_separators_but_not_spelling(catalogu
     assert catalogue.get("Happily_Surprised").name == "happily surprised"
     with pytest.raises(RequestError, match="unknown emotion 'joyful'; accepted: neutral, happy"):
         catalogue.get("joyful")
+
+
+RAW = {
+    "action_units": {
+        "4": {"blendshapes": {"browDown_L": 1.0}},
+        "15": {"blendshapes": {"mouthFrown_L": 1.0}},
+        "1": {"blendshapes": {"browInnerUp_L": 1.0}},
+    },
+    "intensity": {"primary": 1.0, "secondary": 0.3},
+    "max_weight": 1.5,
+    "gain": {"sad": 2.0},
+    "emotions": {
+        "sad": {"primary": [4, 15], "secondary": [1]},
+        "plain": {"primary": [4], "secondary": [1]},
+    },
+    "default": ["sad"],
+}
+NAMES = ("browDown_L", "mouthFrown_L", "browInnerUp_L", "jawOpen")
+
+
+def test_gain_scales_an_emotion_and_max_weight_caps_it():
+    catalogue = build_catalogue(RAW, NAMES)
+    np.testing.assert_allclose(catalogue.expression("sad"), [1.5, 1.5, 0.6, 0.0])  # 2 x, capped
+    raw = {**RAW, "emotions": {"sad": {"primary": [4, 4], "secondary": []}}, "default": []}
+    summed = build_catalogue(raw, NAMES)
+    np.testing.assert_allclose(summed.expression("sad")[:1], [1.5])  # sum 2 -> 1 -> x 2 -> cap
+    np.testing.assert_allclose(catalogue.expression("plain"), [1.0, 0.0, 0.3, 0.0])
+    assert catalogue.max_weight == 1.5 and catalogue.get("sad").gain == 2.0
+    with pytest.raises(ValueError, match="gains for emotions not in the catalogue"):
+        build_catalogue({**RAW, "gain": {"joyful": 2.0}}, NAMES)
+
+
+def test_calibrated_targets_extrapolate_only_as_far_as_asked():
+    """INTENSITY 0 keeps the source's own expression, 1 gives the emotion at full (calibrated)
+    strength even above 1, in between is linear; the cap is the catalogue's max_weight."""
+    source = np.zeros(N_PARAMS, np.float32)
+    source[EXPR_SLICE.start + 2] = 0.4  # a face that already shows some of it
+    wanted = np.zeros((1, 55), np.float32)
+    wanted[0, :2] = (1.5, 0.2)
+    for intensity, expected in ((0.0, (0.0, 0.0, 0.4)), (1.0, (1.5, 0.2, 0.0))):
+        targets = target_params(source, wanted, intensity, np.zeros(3), max_weight=1.5)
+        np.testing.assert_allclose(targets[0, EXPR_SLICE][:3], expected, atol=1e-6)
+    half = target_params(source, wanted, 0.5, np.zeros(3), max_weight=1.5)
+    np.testing.assert_allclose(half[0, EXPR_SLICE][:3], (0.75, 0.1, 0.2), atol=1e-6)
+    over = target_params(source, wanted, 1.5, np.zeros(3), max_weight=1.5)
+    assert over[0, EXPR_SLICE.start] == pytest.approx(1.5)  # capped, not 2.25
+    capped = target_params(source, wanted, 1.0, np.zeros(3))  # default cap 1
+    assert capped[0, EXPR_SLICE.start] == pytest.approx(1.0)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import torch
 
 from reenact.geometric import (
     COVERAGE,
+    EXPRESSION_SHADE,
     MOUTH_ALPHA,
     MOUTH_SHADES,
     N_CHANNELS,
@@ -254,20 +258,32 @@ def test_teeth_take_the_colour_of_the_photos_teeth(model, renderer, reenactor, c
     np.testing.assert_allclose(colours[1:], defaults, rtol=1e-6)
 
 
-def test_teeth_keep_the_default_colour_without_teeth_in_the_photo(
-    model, renderer, reenactor, canvas
-):
+def test_teeth_keep_the_default_colour_without_teeth_in_the_photo(model, renderer, canvas):
+    untinted = GeometricReenactor(teeth_skin_tint=0.0).eval()
     default = 255.0 * np.array(DEFAULTS.teeth_rgb)
     closed_render, teeth = source_teeth(renderer, model, bared=False)
     assert teeth.sum() < DEFAULTS.teeth_min_pixels
-    np.testing.assert_allclose(mouth_colours(reenactor, canvas, closed_render)[0], default)
-    # teeth in the render, but the photo shows red there (lips, say), or dark grey (shadow, a
-    # cavity under a misplaced fit): not teeth
+    np.testing.assert_allclose(mouth_colours(untinted, canvas, closed_render)[0], default)
+    # teeth in the render, but the photo shows red there (lips, say), dark grey (shadow, a
+    # cavity under a misplaced fit) or blue-grey (a cool band reads as braces): not teeth
     open_render, _ = source_teeth(renderer, model, bared=True)
-    for rgb in ((200, 60, 60), (40, 40, 40)):
+    for rgb in ((200, 60, 60), (40, 40, 40), (190, 200, 215)):
         photo = np.zeros_like(canvas)
         photo[...] = rgb
-        np.testing.assert_allclose(mouth_colours(reenactor, photo, open_render)[0], default)
+        np.testing.assert_allclose(mouth_colours(untinted, photo, open_render)[0], default)
+
+
+@pytest.mark.parametrize("skin", [(225, 170, 140), (120, 80, 60), (160, 160, 170)])
+def test_default_teeth_take_the_skins_white_balance(model, renderer, reenactor, skin):
+    closed_render, _ = source_teeth(renderer, model, bared=False)
+    photo = np.zeros((H, W, 3), np.uint8)
+    photo[...] = skin
+    teeth = mouth_colours(reenactor, photo, closed_render)[0]
+    default = 255.0 * np.array(DEFAULTS.teeth_rgb)
+    luma = np.array([0.299, 0.587, 0.114])
+    assert teeth @ luma == pytest.approx(default @ luma, rel=1e-4)  # brightness kept
+    skin_warmth = skin[0] / skin[2]  # red over blue of the skin …
+    assert np.sign(teeth[0] / teeth[2] - default[0] / default[2]) == np.sign(skin_warmth - 1.0)
 
 
 def test_each_mouth_vertex_is_shaded_in_its_materials_channel(renderer):
@@ -321,3 +337,21 @@ def test_scripted_equals_eager(model, renderer, reenactor, canvas):
             torch.from_numpy(targets),
         )
     np.testing.assert_array_equal(out.numpy(), eager)
+
+
+def test_served_render_inputs_have_the_renderers_channel_count():
+    config = (
+        Path(__file__).resolve().parents[2] / "model_repository/reenactor/config.pbtxt"
+    ).read_text()
+    for name in ("SOURCE_RENDER__1", "TARGET_RENDER__2"):
+        block = config[config.index(f'"{name}"') :]
+        dims = re.search(r"dims: \[([^\]]*)\]", block).group(1)
+        assert int(dims.split(",")[-1]) == N_CHANNELS, name
+
+
+def test_source_render_has_no_expression_shading(model, renderer):
+    source = face_params(model, 20.0, 0.4)
+    source[EXPR_SLICE.start + model.expression_names.index("browDown_L")] = 1.0
+    source_render, target_render = renderer.render(source, source[None], H, W)
+    assert not source_render[..., EXPRESSION_SHADE].any()
+    assert not target_render[0, ..., EXPRESSION_SHADE].any()  # same expression: no change

@@ -1,0 +1,95 @@
+"""The painted mouth interior: separate teeth with gaps, shading, and the lips' shadow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from reenact.geometric import (
+    MOUTH_ALPHA,
+    TEETH_SHADE,
+    ReenactorRenderer,
+    RendererConfig,
+    tooth_labels,
+)
+from reenact.morphable import EXPR_SLICE, N_PARAMS, SCALE_SLICE, TRANS_SLICE, MorphableModel
+from reenact.reenactor import GeometricReenactor
+
+H, W = 512, 384
+SCALE = 40.0  # canvas pixels per cm: a close-up of the mouth, a front tooth ~30 px wide
+MOUTH_Y_CM = -3.0  # model height of the mouth, placed at the canvas centre
+
+
+@pytest.fixture(scope="module")
+def model() -> MorphableModel:
+    return MorphableModel.load()
+
+
+@pytest.fixture(scope="module")
+def renderer(model) -> ReenactorRenderer:
+    return ReenactorRenderer(model)
+
+
+def open_mouth(model) -> np.ndarray:
+    """(162,) the mean face from the front, mouth open with the upper teeth bared."""
+    p = np.zeros(N_PARAMS, np.float32)
+    p[TRANS_SLICE] = (W / 2, H / 2 + SCALE * MOUTH_Y_CM, 0.0)
+    p[SCALE_SLICE] = SCALE
+    for name, weight in {"jawOpen": 0.6, "mouthUpperUp_L": 1.0, "mouthUpperUp_R": 1.0}.items():
+        p[EXPR_SLICE.start + model.expression_names.index(name)] = weight
+    return p
+
+
+def test_ict_teeth_are_32_separate_meshes(model):
+    teeth = model.triangles_of("M_Teeth")
+    labels = tooth_labels(teeth, model.n_vertices)[np.unique(teeth)]
+    assert np.unique(labels).size == 32
+
+
+def test_the_gap_between_the_front_teeth_is_dark(model, renderer):
+    """ICT is left-right symmetric: the two upper central incisors meet at x = 0. Along a row
+    of the render through them, the teeth shade dips at the midline and is high at each
+    incisor's middle."""
+    source = open_mouth(model)
+    source_render, _ = renderer.render(source, source[None], H, W)
+    d = RendererConfig().downscale
+    teeth = model.neutral[np.unique(model.triangles_of("M_Teeth"))]
+    front = teeth[(teeth[:, 2] > teeth[:, 2].max() - 0.6) & (teeth[:, 1] > -3.2)]
+    incisor_x = front[front[:, 0] > 0.0, 0].mean()  # the right central incisor's middle, cm
+    middle_col = (W / 2 - (d - 1) / 2) / d
+    offset = SCALE * incisor_x / d  # render pixels from the midline to an incisor's middle
+    shade = source_render[..., TEETH_SHADE]
+    alpha = source_render[..., MOUTH_ALPHA]
+    cols = np.round(middle_col + np.array([-offset, 0.0, offset])).astype(int)
+    rows = [i for i in range(shade.shape[0]) if (shade[i, cols] > 0.0).all()]
+    assert len(rows) >= 3, "the upper incisors must show"
+    assert (alpha[rows][:, cols] == 1.0).all()
+    gap = shade[rows, int(np.floor(middle_col)) : int(np.ceil(middle_col)) + 1].min(axis=1)
+    middles = shade[rows][:, cols[[0, 2]]].min(axis=1)
+    # a quarter darker at least: the shade is interpolated between the sparse side vertices
+    assert np.median(gap / middles) < 0.75
+
+
+def test_teeth_are_lit_at_the_front_and_darker_at_the_sides_and_back(renderer):
+    factor = renderer._teeth_shade[0]  # (M,) the mouth vertices' factor on the teeth shade
+    teeth = renderer.is_teeth[renderer._mouth_start :]
+    config = RendererConfig()
+    assert factor[~teeth].tolist() == [1.0] * int((~teeth).sum())
+    assert factor[teeth].max() == pytest.approx(1.0)
+    low = (1.0 - config.teeth_gap_dark) * (1.0 - config.teeth_back_dark)
+    assert factor[teeth].min() == pytest.approx(low, abs=0.02)
+
+
+def test_the_lips_shadow_is_deepest_under_the_upper_lip():
+    """A rectangular mouth opening: the painted interior darkens towards its edges, more at
+    the top edge (the upper lip's shadow, light from above) than at the bottom, not at all in
+    the middle, and never by more than lip_shadow."""
+    reenactor = GeometricReenactor(lip_shadow=0.5, lip_shadow_px=4).eval()
+    alpha = torch.zeros(1, 1, 60, 80)
+    alpha[:, :, 10:50, 10:70] = 1.0
+    factor = reenactor._lip_shadow(alpha)[0, 0]
+    assert float(factor[30, 40]) == pytest.approx(1.0)
+    top, bottom = float(factor[10, 40]), float(factor[49, 40])
+    assert 0.5 <= top < bottom < 1.0
+    assert float(factor[12, 40]) < float(factor[47, 40])  # two pixels in, still darker on top
