@@ -3,10 +3,11 @@
 Each emotion is its prototypical action units (``data/emotions.json``: Du, Tao & Martinez, PNAS
 2014, Table 1): primary AUs at full intensity, secondary ones (seen in some subjects) weaker; each
 AU maps to ICT blendshapes.
-Weights add up per blendshape and are clipped to [0, 1], then multiplied by the emotion's
-calibrated gain (1 unless ``gain`` names it: the weak ones, whose landmark motion was near
-FaceMesh's noise) and clipped to [0, ``max_weight``] (above 1 a blendshape is extrapolated;
-docs/emotions.md).
+The JSON's ``calibration`` adjusts an emotion measured as weak or misread (docs/emotions.md):
+``action_units`` replaces the strength of named action units (or adds units, 0 removes one),
+``gain`` multiplies the result. Weights add up per blendshape and are clipped to [0, 1], then
+multiplied by the gain and clipped to [0, ``max_weight``] (above 1 a blendshape is
+extrapolated).
 """
 
 from __future__ import annotations
@@ -63,18 +64,22 @@ def build_catalogue(raw: dict, expression_names: tuple[str, ...]) -> EmotionCata
     """Make the catalogue from the JSON structure of ``data/emotions.json``."""
     aus = {int(k): _au_vector(v, expression_names) for k, v in raw["action_units"].items()}
     strength = raw["intensity"]
-    gains = {name: float(g) for name, g in raw.get("gain", {}).items()}
-    unknown_gains = sorted(set(gains) - set(raw["emotions"]))
-    if unknown_gains:
-        raise ValueError(f"gains for emotions not in the catalogue: {unknown_gains}")
+    calibration = raw.get("calibration", {})
+    unknown = sorted(set(calibration) - set(raw["emotions"]))
+    if unknown:
+        raise ValueError(f"calibration for emotions not in the catalogue: {unknown}")
     max_weight = float(raw.get("max_weight", 1.0))
     emotions = {}
     for name, spec in raw["emotions"].items():
+        calibrated = calibration.get(name, {})
+        units = {au: strength["primary"] for au in spec["primary"]}
+        for au in spec["secondary"]:
+            units.setdefault(au, strength["secondary"])
+        units.update({int(au): float(w) for au, w in calibrated.get("action_units", {}).items()})
         weights = np.zeros(len(expression_names), np.float32)
-        for group in ("primary", "secondary"):
-            for au in spec[group]:
-                weights += strength[group] * aus[au]
-        gain = gains.get(name, 1.0)
+        for au, unit_strength in units.items():
+            weights += unit_strength * aus[au]
+        gain = float(calibrated.get("gain", 1.0))
         emotions[name] = Emotion(
             name=name,
             primary=tuple(spec["primary"]),

@@ -43,7 +43,11 @@ def test_every_emotion_is_distinct_and_in_range(catalogue):
         ("happy", ["mouthSmile_L", "mouthSmile_R"], ["mouthFrown_L", "browDown_L"]),
         ("sad", ["browDown_R", "mouthFrown_R"], ["mouthSmile_L", "jawOpen"]),
         ("surprised", ["browInnerUp_L", "browOuterUp_R", "mouthLowerDown_L"], ["browDown_L"]),
-        ("angry", ["browDown_L", "eyeSquint_R", "mouthPress_L"], ["mouthSmile_R"]),
+        (
+            "angry",
+            ["browDown_L", "eyeSquint_R", "mouthPress_L", "mouthUpperUp_L"],
+            ["mouthSmile_R"],
+        ),
         ("disgusted", ["noseSneer_L", "mouthUpperUp_R", "mouthShrugLower"], ["mouthSmile_L"]),
         ("fearful", ["browInnerUp_R", "browDown_L", "mouthStretch_L"], ["mouthSmile_L"]),
     ],
@@ -77,7 +81,7 @@ RAW = {
     },
     "intensity": {"primary": 1.0, "secondary": 0.3},
     "max_weight": 1.5,
-    "gain": {"sad": 2.0},
+    "calibration": {"sad": {"gain": 2.0}, "plain": {"action_units": {"1": 0.5, "15": 0.2}}},
     "emotions": {
         "sad": {"primary": [4, 15], "secondary": [1]},
         "plain": {"primary": [4], "secondary": [1]},
@@ -91,12 +95,13 @@ def test_gain_scales_an_emotion_and_max_weight_caps_it():
     catalogue = build_catalogue(RAW, NAMES)
     np.testing.assert_allclose(catalogue.expression("sad"), [1.5, 1.5, 0.6, 0.0])  # 2 x, capped
     raw = {**RAW, "emotions": {"sad": {"primary": [4, 4], "secondary": []}}, "default": []}
+    raw["calibration"] = {"sad": {"gain": 2.0}}
     summed = build_catalogue(raw, NAMES)
-    np.testing.assert_allclose(summed.expression("sad")[:1], [1.5])  # sum 2 -> 1 -> x 2 -> cap
-    np.testing.assert_allclose(catalogue.expression("plain"), [1.0, 0.0, 0.3, 0.0])
+    np.testing.assert_allclose(summed.expression("sad")[:1], [1.5])  # 1 x 2, capped
+    np.testing.assert_allclose(catalogue.expression("plain"), [1.0, 0.2, 0.5, 0.0])  # strengths
     assert catalogue.max_weight == 1.5 and catalogue.get("sad").gain == 2.0
-    with pytest.raises(ValueError, match="gains for emotions not in the catalogue"):
-        build_catalogue({**RAW, "gain": {"joyful": 2.0}}, NAMES)
+    with pytest.raises(ValueError, match="calibration for emotions not in the catalogue"):
+        build_catalogue({**RAW, "calibration": {"joyful": {"gain": 2.0}}}, NAMES)
 
 
 def test_calibrated_targets_extrapolate_only_as_far_as_asked():
