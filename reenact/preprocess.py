@@ -2,7 +2,7 @@
 
 One photo in; out: the decoded image, the face box, the rotated 192x192 landmark crop for the mesh
 predictor with its crop → image transform, and the 512x384 (H×W) reenactment canvas with its
-image → canvas transform (DESIGN.md §3). Coordinates are image pixels, x right, y down, pixel
+image → canvas transform. Coordinates are image pixels, x right, y down, pixel
 centres at integers (``cv2``'s convention).
 """
 

@@ -6,7 +6,7 @@ One harness for the tests (a session fixture), ``make serve`` and ``make demo``:
         client = tritonclient.grpc.InferenceServerClient(server.grpc_url)
 
 Each server gets its own free ports, its own shared-memory prefix and its own generated
-repository; it is started with explicit model control and complete configs (DESIGN.md §4),
+repository; it is started with explicit model control and complete configs,
 polled for readiness within a time limit, and stopped with SIGTERM then SIGKILL. Its log is
 kept in a file and quoted in the error when start-up fails.
 
