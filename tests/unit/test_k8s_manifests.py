@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
+import yaml
 
-yaml = pytest.importorskip("yaml")
-
-from reenact.serving.supervisor import SupervisorConfig  # noqa: E402
+from reenact.serving.supervisor import SupervisorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "docker" / "k8s"
@@ -30,6 +30,35 @@ def _manifests() -> dict[str, dict]:
                 assert doc["kind"] not in by_kind, f"two {doc['kind']} manifests"
                 by_kind[doc["kind"]] = doc
     return by_kind
+
+
+# Kubernetes version the manifests are validated against (kubernetes-validate's schemas), and the
+# custom resources its built-in schemas cannot know (the Prometheus operator's)
+KUBERNETES_VERSION = "1.31"
+CUSTOM_RESOURCES = {("monitoring.coreos.com/v1", "PodMonitor")}
+
+
+def test_every_manifest_is_valid_kubernetes():
+    checked = []
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in (d for d in yaml.safe_load_all(path.read_text()) if d):
+            kind = (doc["apiVersion"], doc["kind"])
+            if kind in CUSTOM_RESOURCES:
+                with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+                    kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+                continue
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            checked.append(doc["kind"])
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= set(
+        checked
+    )
+
+
+def test_the_validator_refuses_a_broken_manifest():
+    broken = _load("deployment.yaml")
+    broken["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "http"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
 
 def _exposed_ports() -> set[int]:
