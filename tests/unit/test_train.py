@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -91,14 +90,10 @@ def test_reenactor_overfits_tiny_dataset(dataset, tmp_path):
     fixed = ReenactorBatches(dataset, 32, 24, 4, seed=1)[0]  # 4 pairs judged before and after
     before = _pixel_error(trainer, fixed)
     train = ReenactorBatches(dataset, 32, 24, 1, seed=2)
-    start = time.perf_counter()
-    for step in range(100):
+    for step in range(100):  # about 0.7 s a step on 2 cores (a speed figure, not asserted)
         trainer.step(train[step])
-    seconds = time.perf_counter() - start
     after = _pixel_error(trainer, fixed)
     assert after < 0.6 * before, (before, after)
-    # 0.7 s/step on 2 idle cores; the bound leaves room for a machine shared with other jobs
-    assert seconds < 300
 
 
 def test_predictor_overfits_tiny_dataset(dataset, tmp_path):
@@ -118,10 +113,8 @@ def test_predictor_overfits_tiny_dataset(dataset, tmp_path):
 
     fixed = batches[0]
     before = total(fixed)
-    start = time.perf_counter()
     for step in range(300):
         trainer.step(batches[step])
-    assert time.perf_counter() - start < 120
     # the λ-weighted vertex + landmark losses fall below 30 % of the start
     assert total(fixed) < 0.3 * before
 
