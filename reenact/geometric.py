@@ -157,7 +157,7 @@ class RendererConfig:
     # in the source's view (x right, y up, z to the camera), from above the camera
     shade_ambient: float = 0.3  # expression shading: ambient share of the light
     shade_smooth_passes: int = 1  # 1-ring means of the shade change against mesh noise …
-    fold_passes: int = 6  # … and these more split it into broad change and folds, …
+    fold_passes: int = 4  # … and these more split it into broad change and folds, …
     broad_gain: float = 0.5  # … the broad change weighted by this …
     fold_gain: float = 2.5  # … and the folds by this (the blendshapes' folds are too shallow)
     shade_ratio_min: float = 0.8  # target / source shade clamped to this …
@@ -229,26 +229,33 @@ class ReenactorRenderer:
         self._cavity_front_z = float(model.neutral[self._vertices_of(model, ("M_Teeth",)), 2].max())
         self._teeth_shade = self._teeth_pattern(model, used)[None, self._mouth_start :]  # (1, M)
         self._init_expression_shading(model, used)
-        self._batched_corners: tuple[int, list[torch.Tensor]] = (0, [])
 
     def _init_expression_shading(self, model: MorphableModel, used: np.ndarray) -> None:
-        """The mesh pieces of the expression shading: the front-face triangles whose normals
-        count, the front-face weight that fades the shading out and the neighbour average."""
+        """The mesh pieces of the expression shading, all on the S vertices of the front-face
+        triangles (those with a vertex of nonzero front-face weight, eyes excluded): their
+        indices, weights, each blendshape's normal change and the 1-ring neighbour average."""
         m = self._mouth_start
         weight = self._static_weight[:m].copy()
         weight[self.is_eye[:m]] = 0.0
-        self._shade_weight = torch.from_numpy(weight[:, None])  # (m, 1)
         face_tris = self.triangles[(self.triangles < m).all(axis=1)]
         face_tris = face_tris[(weight[face_tris] > 0.0).any(axis=1)]
-        self._shade_triangles = face_tris  # (T', 3) int32 into the first m vertices
-        edges = np.unique(np.sort(face_tris[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1), axis=0)
-        self._edge_from = torch.from_numpy(
-            np.concatenate([edges[:, 0], edges[:, 1]]).astype(np.int64)
-        )
-        self._edge_to = torch.from_numpy(
-            np.concatenate([edges[:, 1], edges[:, 0]]).astype(np.int64)
-        )
-        degree = np.bincount(self._edge_to.numpy(), minlength=m) + 1.0  # the vertex itself too
+        shaded = np.unique(face_tris)  # (S,) indices into the first m vertices
+        local = np.full(m, -1, np.int64)
+        local[shaded] = np.arange(shaded.size)
+        tris = local[face_tris]  # (T', 3) into the S vertices
+        self._shaded = torch.from_numpy(shaded.astype(np.int64))
+        self._shade_weight = torch.from_numpy(weight[shaded, None])  # (S, 1)
+        corners = [torch.from_numpy(c) for c in tris.T]
+        neutral = torch.from_numpy(model.neutral[used[shaded]].astype(np.float32))
+        basis = torch.from_numpy(model.expression_basis[:, used[shaded]].astype(np.float32))
+        rest = vertex_normals_torch(neutral, corners)
+        self._normal_basis = torch.stack(
+            [vertex_normals_torch(neutral + shape, corners) - rest for shape in basis]
+        ).reshape(model.n_expression, -1)  # (55, 3 S): each blendshape's normal change
+        edges = np.unique(np.sort(tris[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1), axis=0)
+        self._edge_from = torch.from_numpy(np.concatenate([edges[:, 0], edges[:, 1]]))
+        self._edge_to = torch.from_numpy(np.concatenate([edges[:, 1], edges[:, 0]]))
+        degree = np.bincount(edges.ravel(), minlength=shaded.size) + 1.0  # and the vertex
         self._inverse_degree = torch.from_numpy((1.0 / degree).astype(np.float32)[:, None])
 
     def _teeth_pattern(self, model: MorphableModel, used: np.ndarray) -> np.ndarray:
@@ -402,7 +409,7 @@ class ReenactorRenderer:
         image[1:] = torch.lerp(image[:1], image[1:], self._follow)
         normals = vertex_normals_torch(shape[0], self._corners)  # the source's, (N, 3)
         facing = torch.from_numpy(rotation[:, 2, :]) @ normals.T  # (B, N) normal z in each view
-        shade_change = self._expression_shading(shape, normals, rotation[0])
+        shade_change = self._expression_shading(params[:, EXPR_SLICE], normals, rotation[0])
         # Canvas pixel x (centres at integers) lies at (x + 0.5) / d on the render, whose pixel
         # centres pnccrender samples at +0.5.
         vertices = torch.addcmul(self._raster_offset, image, self._raster_scale)
@@ -419,42 +426,35 @@ class ReenactorRenderer:
         )
         return result.image[0], result.image[1:]
 
-    def _face_normals(self, shape: torch.Tensor) -> torch.Tensor:
-        """(B, m, 3) float32 unit normals of the first m (non-mouth) vertices of ``shape``
-        (B, N, 3) from the front-face triangles (zero elsewhere), all B meshes in one call."""
-        b, m = shape.shape[0], self._mouth_start
-        if self._batched_corners[0] != b:
-            offsets = np.arange(b, dtype=np.int64)[:, None] * m
-            corners = [
-                torch.from_numpy((c.astype(np.int64)[None, :] + offsets).ravel())
-                for c in self._shade_triangles.T
-            ]
-            self._batched_corners = (b, corners)
-        flat = shape[:, :m].reshape(b * m, 3)
-        return vertex_normals_torch(flat, self._batched_corners[1]).reshape(b, m, 3)
-
     def _expression_shading(
-        self, shape: torch.Tensor, source_normals: torch.Tensor, source_rotation: np.ndarray
+        self, expression: np.ndarray, source_normals: torch.Tensor, source_rotation: np.ndarray
     ) -> torch.Tensor:
         """(B, m) float32 EXPRESSION_SHADE of the first m vertices (module docstring): target
         shade / source shade - 1 under one light in the source's pose, 0 for the source itself.
-        shape: (B, N, 3) cm; source_normals: (N, 3); source_rotation: (3, 3) model -> view."""
+        expression: (B, 55) weights, the source's first; source_normals: (N, 3) of the source
+        mesh; source_rotation: (3, 3) model -> view. A target's normals are the source's plus
+        the expression change times each blendshape's normal change (linearised: one matmul
+        instead of a normal computation per mesh)."""
         cfg = self.config
-        normals = self._face_normals(shape)  # (B, m, 3)
+        delta = torch.from_numpy(np.ascontiguousarray(expression - expression[:1]))
+        source = source_normals.index_select(0, self._shaded).reshape(1, -1)
+        normals = torch.addmm(source, delta, self._normal_basis).reshape(delta.shape[0], -1, 3)
+        normals = torch.nn.functional.normalize(normals, dim=2)  # (B, S, 3)
         light = torch.tensor(cfg.light, dtype=torch.float32)
         light = torch.from_numpy(source_rotation.astype(np.float32)).T @ (light / light.norm())
-        lit = normals @ light  # (B, m)
+        lit = normals @ light  # (B, S)
         shade = cfg.shade_ambient + (1.0 - cfg.shade_ambient) * lit.clamp_min(0.0)
-        change = (shade[1:] / shade[:1].clamp_min(1e-3) - 1.0).T.contiguous()  # (m, K)
+        change = (shade[1:] / shade[:1].clamp_min(1e-3) - 1.0).T.contiguous()  # (S, K)
         change = self._smooth(change, cfg.shade_smooth_passes)
         broad = self._smooth(change, cfg.fold_passes)
         change = cfg.broad_gain * broad + cfg.fold_gain * (change - broad)
         change = change.clamp(cfg.shade_ratio_min - 1.0, cfg.shade_ratio_max - 1.0)
-        change = torch.cat([torch.zeros(change.shape[0], 1), change], dim=1) * self._shade_weight
-        return change.T.contiguous()
+        out = torch.zeros(delta.shape[0], self._mouth_start)
+        out[1:, self._shaded] = (change * self._shade_weight).T
+        return out
 
     def _smooth(self, values: torch.Tensor, passes: int) -> torch.Tensor:
-        """``passes`` means over each vertex and its 1-ring of values (m, D) on the face."""
+        """``passes`` means over each vertex and its 1-ring of values (S, D) on the face."""
         for _ in range(passes):
             total = values.index_add(0, self._edge_to, values.index_select(0, self._edge_from))
             values = total * self._inverse_degree

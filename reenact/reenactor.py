@@ -251,15 +251,28 @@ class GeometricReenactor(torch.nn.Module):
             align_corners=False,
         )  # (K, 3, y1 - y0, x1 - x0)
         if self.expression_shading:
-            es = self.expression_shade
-            change = _upsample_crop(crop[:, es : es + 1], r, oy, ox, y1 - y0, x1 - x0)
-            tint = torch.where(change < 0.0, self.shading_rgb, torch.ones_like(self.shading_rgb))
-            warped.mul_((change * tint).add_(1.0))
+            self._shade(warped, crop, r, oy, ox)
         if my0 < my1:
             colours = self._mouth_colours(source_canvas, source_render)
             self._paint_mouth(warped, inside, trusted, mouth_box, own, colours)
         out[:, y0:y1, x0:x1] = warped.add_(0.5).clamp_(0.0, 255.0).permute(0, 2, 3, 1)
         return out
+
+    def _shade(self, warped: torch.Tensor, crop: torch.Tensor, r: int, oy: int, ox: int) -> None:
+        """Multiply ``warped`` (K, 3, rows, cols), the canvas box at (oy, ox) of the r-times
+        upsampled render crop (K, C, h', w'), by 1 + EXPRESSION_SHADE (its darkening weighted
+        per channel by ``shading_rgb``), in place, only inside the box where some target's
+        shading changes (elsewhere the factor is exactly 1)."""
+        change = crop[:, self.expression_shade : self.expression_shade + 1]
+        box = _bounding_box((change != 0.0).amax(dim=0)[0], 1)
+        rows, cols = warped.shape[2], warped.shape[3]
+        by0, by1 = max(box[0] * r - oy, 0), min(box[1] * r - oy, rows)
+        bx0, bx1 = max(box[2] * r - ox, 0), min(box[3] * r - ox, cols)
+        if by0 >= by1 or bx0 >= bx1:
+            return
+        factor = change.clamp_min(0.0) + change.clamp_max(0.0) * self.shading_rgb + 1.0
+        factor = _upsample_window(factor, r, by0 + oy, by1 + oy, bx0 + ox, bx1 + ox)
+        warped[:, :, by0:by1, bx0:bx1].mul_(factor)
 
     def _zbuffer(self, source_render: torch.Tensor) -> torch.Tensor:
         """(1, 1, h, w) source depth where drawn, far below any surface elsewhere."""
