@@ -92,6 +92,12 @@ class GeometricReenactor(torch.nn.Module):
     """forward(source_canvas (H, W, 3) uint8, source_render (h, w, C) float32,
     target_render (K, h, w, C) float32, target_params (K, 162) float32) -> (K, H, W, 3) uint8,
     h x w the render size (module docstring).
+
+    ``full_frame=True`` selects the export path (``export/export_onnx.py``): the same result
+    computed on the whole canvas with static shapes (no box read off the data, no data-sized
+    selections, no in-place writes into slices), for tracing to ONNX. It costs more (every
+    canvas pixel is warped), and is Python only: scripting compiles the boxed path whatever
+    the flag, so the served TorchScript model does not change.
     """
 
     def __init__(
@@ -117,8 +123,10 @@ class GeometricReenactor(torch.nn.Module):
         lip_shadow_px: int = DEFAULTS.lip_shadow_px,
         expression_shading: bool = DEFAULTS.expression_shading,
         shading_rgb: tuple[float, float, float] = DEFAULTS.shading_rgb,
+        full_frame: bool = False,
     ) -> None:
         super().__init__()
+        self.full_frame = full_frame
         self.downsample = downsample
         self.levels = levels
         self.smooth_passes = smooth_passes
@@ -154,8 +162,10 @@ class GeometricReenactor(torch.nn.Module):
         self.near_block = NEAR_BLOCK
 
     @classmethod
-    def from_config(cls, config: ReenactorConfig) -> GeometricReenactor:
+    def from_config(cls, config: ReenactorConfig, full_frame: bool = False) -> GeometricReenactor:
+        """The reenactor of ``config``; ``full_frame``: the export path (see ``__init__``)."""
         return cls(
+            full_frame=full_frame,
             downsample=config.downsample,
             levels=config.levels,
             smooth_passes=config.smooth_passes,
@@ -186,27 +196,18 @@ class GeometricReenactor(torch.nn.Module):
         target_render: torch.Tensor,
         target_params: torch.Tensor,
     ) -> torch.Tensor:
+        if not torch.jit.is_scripting() and self.full_frame:  # the export path, traced
+            return self._forward_full_frame(
+                source_canvas, source_render, target_render, target_params
+            )
         k, h, w = target_render.shape[0], target_render.shape[1], target_render.shape[2]
         height, width = source_canvas.shape[0], source_canvas.shape[1]
-        r = (height + h - 1) // h  # render pixels are r x r canvas pixels
-        f = self.downsample
-        s = max(f // r, 1)  # extension-grid cells are s x s render pixels, f = r s canvas pixels
-        f = s * r
+        r, s, f = self._factors(height, h)
         scale = target_params[:, self.scale_index].reshape(k, 1, 1, 1)
-        low = target_render[:, s // 2 :: s, s // 2 :: s].permute(0, 3, 1, 2)  # (K, C, hl, wl)
         zbuffer = self._zbuffer(source_render)
-        visible = self._visibility(low, zbuffer, scale, height, width)  # (K, 1, hl, wl)
-        coverage = low[:, self.coverage : self.coverage + 1]
-        mouth = low[:, self.mouth_alpha : self.mouth_alpha + 1]
-        low_pixels = _pixel_grid(low.shape[2], low.shape[3], low.device) * float(f)
-        low_pixels += r * (s // 2) + 0.5 * (r - 1)  # the canvas position of each sample
-        displacement = (low[:, self.src_x : self.src_y + 1] - low_pixels) * coverage
-        seeds = coverage * visible * (1.0 - mouth)
-        near = self._near(coverage, f)  # (K, 1, hl, wl)
-        weight = torch.where(near, seeds, torch.ones_like(seeds))  # far: zero displacement
-        extension = _push_pull(displacement * seeds, weight, self.levels)  # (K, 2, hl, wl)
-        for _ in range(self.smooth_passes):
-            extension = _box_blur(extension, 2)
+        visible, mouth, near, extension = self._extension(
+            target_render, zbuffer, scale, height, width
+        )
 
         out = source_canvas.unsqueeze(0).expand(k, height, width, 3).clone()
         box = _bounding_box(near.amax(dim=0)[0], 1)
@@ -257,6 +258,196 @@ class GeometricReenactor(torch.nn.Module):
             self._paint_mouth(warped, inside, trusted, mouth_box, own, colours)
         out[:, y0:y1, x0:x1] = warped.add_(0.5).clamp_(0.0, 255.0).permute(0, 2, 3, 1)
         return out
+
+    def _factors(self, height: int, h: int) -> tuple[int, int, int]:
+        """(r, s, f): canvas pixels per render pixel, render pixels per extension-grid cell and
+        canvas pixels per cell (f = r s), for a canvas ``height`` rows high rendered in h."""
+        r = (height + h - 1) // h  # render pixels are r x r canvas pixels
+        s = max(self.downsample // r, 1)
+        return r, s, s * r
+
+    def _extension(
+        self,
+        target_render: torch.Tensor,
+        zbuffer: torch.Tensor,
+        scale: torch.Tensor,
+        height: int,
+        width: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """On the extension grid (K, *, hl, wl) of a height x width canvas, from target_render
+        (K, h, w, C) float32, the source z-buffer (1, 1, h, w) and each target's scale
+        (K, 1, 1, 1): the visibility (K, 1, hl, wl) float32, the mouth alpha (K, 1, hl, wl)
+        float32, ``near`` (K, 1, hl, wl) bool (where the motion may be nonzero) and the filled,
+        smoothed displacement (K, 2, hl, wl) float32 in canvas pixels."""
+        r, s, f = self._factors(height, target_render.shape[1])
+        low = target_render[:, s // 2 :: s, s // 2 :: s].permute(0, 3, 1, 2)  # (K, C, hl, wl)
+        visible = self._visibility(low, zbuffer, scale, height, width)  # (K, 1, hl, wl)
+        coverage = low[:, self.coverage : self.coverage + 1]
+        mouth = low[:, self.mouth_alpha : self.mouth_alpha + 1]
+        low_pixels = _pixel_grid(low.shape[2], low.shape[3], low.device) * float(f)
+        low_pixels += r * (s // 2) + 0.5 * (r - 1)  # the canvas position of each sample
+        displacement = (low[:, self.src_x : self.src_y + 1] - low_pixels) * coverage
+        seeds = coverage * visible * (1.0 - mouth)
+        near = self._near(coverage, f)  # (K, 1, hl, wl)
+        weight = torch.where(near, seeds, torch.ones_like(seeds))  # far: zero displacement
+        extension = _push_pull(displacement * seeds, weight, self.levels)  # (K, 2, hl, wl)
+        for _ in range(self.smooth_passes):
+            extension = _box_blur(extension, 2, self.full_frame)
+        return visible, mouth, near, extension
+
+    def _forward_full_frame(
+        self,
+        source_canvas: torch.Tensor,
+        source_render: torch.Tensor,
+        target_render: torch.Tensor,
+        target_params: torch.Tensor,
+    ) -> torch.Tensor:
+        """``forward`` computed on the whole canvas with static shapes (the ONNX export path:
+        no box read off the data, no data-sized selection, no in-place writes into slices).
+        Same inputs and output; the moving box becomes a mask, outside which the source is
+        kept, and the mouth colours come from :meth:`_mouth_colours_static`."""
+        k = target_render.shape[0]
+        height, width = source_canvas.shape[0], source_canvas.shape[1]
+        h, w = target_render.shape[1], target_render.shape[2]
+        r, s, f = self._factors(height, h)
+        scale = target_params[:, self.scale_index].reshape(-1, 1, 1, 1)
+        zbuffer = self._zbuffer(source_render)
+        visible, mouth, near, extension = self._extension(
+            target_render, zbuffer, scale, height, width
+        )
+        moving = _box_mask(near.to(torch.float32).amax(dim=0, keepdim=True), 1)  # (1, 1, hl, wl)
+        moving = _upsample_nearest(moving.to(torch.float32), f)[:, :, :height, :width] > 0.0
+        shift = _upsample_crop(extension, s, 0, 0, h, w)  # (K, 2, h, w)
+        trusted = _upsample_crop(visible, s, 0, 0, h, w)
+        render = target_render.permute(0, 3, 1, 2)  # (K, C, h, w)
+        moved = self._displacement(render, shift, trusted, 0, 0, r)
+        moved = _upsample_crop(moved, r, 0, 0, height, width)  # (K, 2, H, W)
+        own = _dilate((mouth > 0.0).to(torch.float32), 2, 2, True)  # (K, 1, hl, wl)
+        # where the boxed path handles the mouth (_mouth_box), as a mask: its blurs and its
+        # lip shadow start at that window's edges
+        window = _upsample_nearest(_box_mask(own.amax(dim=0, keepdim=True), 0).float(), f)
+        window = window[:, :, :height, :width] * moving.to(torch.float32)  # (1, 1, H, W)
+        own = _upsample_nearest(own, f)[:, :, :height, :width] > 0.0  # (K, 1, H, W)
+        inside = _upsample_crop(render, r, 0, 0, height, width)  # (K, C, H, W)
+        sharp = self._visibility(inside, zbuffer, scale, height, width)
+        interior = (inside[:, self.mouth_alpha : self.mouth_alpha + 1] > 0.0) & own
+        seen = torch.where(interior, sharp, _upsample_crop(trusted, r, 0, 0, height, width))
+        there = _upsample_crop(shift, r, 0, 0, height, width)
+        sharper = self._displacement(inside, there, seen, 0, 0, 1)
+        moved = torch.where(own, sharper, moved)
+        grid = self._grid(moved, 0, 0, height, width)
+        image = source_canvas.permute(2, 0, 1).unsqueeze(0).to(torch.float32)  # (1, 3, H, W)
+        warped = F.grid_sample(
+            image.expand(k, 3, height, width),
+            grid,
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )  # (K, 3, H, W)
+        if self.expression_shading:
+            change = render[:, self.expression_shade : self.expression_shade + 1]
+            factor = change.clamp_min(0.0) + change.clamp_max(0.0) * self.shading_rgb + 1.0
+            warped = warped * _upsample_crop(factor, r, 0, 0, height, width)
+        colours = self._mouth_colours_static(source_canvas, source_render)
+        warped = self._painted(warped, inside, seen, own, window, colours)
+        result = (warped + 0.5).clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+        return torch.where(moving.permute(0, 2, 3, 1), result, source_canvas.unsqueeze(0))
+
+    def _painted(
+        self,
+        warped: torch.Tensor,
+        inside: torch.Tensor,
+        visible: torch.Tensor,
+        own: torch.Tensor,
+        window: torch.Tensor,
+        colours: torch.Tensor,
+    ) -> torch.Tensor:
+        """``warped`` (K, 3, H, W) with the rendered mouth interior composited in, as
+        :meth:`_paint_mouth` but on the whole canvas and not in place. inside: (K, C, H, W)
+        render channels at canvas resolution; visible, own: (K, 1, H, W); window: (1, 1, H, W)
+        float32, 1 in the mouth box of the boxed path, whose blurs see only that box."""
+        mouth = inside[:, self.teeth_shade : self.mouth_alpha + 1]
+        if self.mouth_from_source:
+            mouth = mouth * (1.0 - visible)
+        mouth = mouth * own * window
+        if self.mouth_soften_px > 0:
+            mouth = _blur_within(mouth, window, self.mouth_soften_px)
+        paint = torch.einsum("kmhw,mc->kchw", mouth[:, 0:3], colours)
+        alpha = inside[:, self.mouth_alpha : self.mouth_alpha + 1]
+        paint = paint * self._lip_shadow_within(alpha, window)
+        return warped * (1.0 - mouth[:, 3:4]) + paint
+
+    def _lip_shadow_within(self, alpha: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        """:meth:`_lip_shadow` of the box ``window`` (1, 1, H, W) float32 of the canvas-sized
+        alpha (K, 1, H, W), with static shapes (the box's top row is read at its index)."""
+        radius = self.lip_shadow_px
+        if radius <= 0 or self.lip_shadow <= 0.0:
+            return torch.ones_like(alpha)
+        inner = _blur_within((alpha > 0.5).to(alpha.dtype) * window, window, radius)
+        rows = torch.arange(alpha.shape[2], device=alpha.device)
+        top = window.amax(dim=3)[0, 0].argmax()  # the box's first row (window is 0 or 1)
+        lowered = inner.index_select(2, torch.maximum(rows - radius, top))
+        return 1.0 - self.lip_shadow * (1.0 - torch.minimum(inner, lowered))
+
+    def _mouth_colours_static(
+        self, source_canvas: torch.Tensor, source_render: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`_mouth_colours` with static shapes: every selection is a mask over all
+        h w render pixels, each median a sort of the masked values (the rest +inf) read at the
+        lower median's index, each branch a ``torch.where``. Returns (3, 3) 0..255."""
+        colours = self.default_colours
+        teeth = colours[0]
+        skin = self._skin_colour_static(source_canvas, source_render)
+        peak = skin.amax()
+        hue = skin / torch.where(peak > 0.0, peak, torch.ones_like(peak))
+        tint = 1.0 - self.teeth_skin_tint + self.teeth_skin_tint * hue
+        tinted = teeth * tint
+        tinted = tinted * ((teeth @ self.luma) / (tinted @ self.luma).clamp_min(1.0))
+        teeth = torch.where(peak > 0.0, tinted, teeth)
+        if self.teeth_from_photo:
+            shade = source_render[:, :, self.teeth_shade].reshape(-1)
+            alpha = source_render[:, :, self.mouth_alpha].reshape(-1)
+            rgb = self._photo_everywhere(source_canvas, source_render)  # (h w, 3)
+            brightest = rgb.amax(dim=1)
+            grey = (brightest - rgb.amin(dim=1)) <= self.teeth_max_saturation * brightest
+            pick = (shade > self.teeth_min_shade) & (alpha > 0.99) & grey
+            luma = rgb @ self.luma
+            bright = pick & (luma >= _masked_median(luma.unsqueeze(1), pick)[0])
+            lit = _masked_median(shade.unsqueeze(1), bright)[0]
+            colour = _masked_median(rgb, bright) / lit.clamp_min(0.1)
+            colour = colour * (255.0 / colour.amax().clamp_min(255.0))  # keep the hue
+            found = (
+                (pick.sum() >= self.teeth_min_pixels)
+                & ((colour @ self.luma) >= self.teeth_min_luma * 255.0)
+                & (colour[2] <= colour[0])
+            )
+            teeth = torch.where(found, colour, teeth)
+        return torch.cat([teeth.unsqueeze(0), colours[1:]])
+
+    def _photo_everywhere(
+        self, source_canvas: torch.Tensor, source_render: torch.Tensor
+    ) -> torch.Tensor:
+        """(h w, 3) float32 photo colours at every source-render pixel (``_photo_at`` of all)."""
+        xy = source_render[:, :, self.src_x : self.src_y + 1].reshape(-1, 2)  # canvas pixels
+        height, width = source_canvas.shape[0], source_canvas.shape[1]
+        cols = xy[:, 0].round().long().clamp(0, width - 1)
+        rows = xy[:, 1].round().long().clamp(0, height - 1)
+        pixels = source_canvas.reshape(-1, 3)
+        return pixels.index_select(0, rows * width + cols).to(torch.float32)
+
+    def _skin_colour_static(
+        self, source_canvas: torch.Tensor, source_render: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`_skin_colour` with static shapes: (3,) float32, zeros when none is drawn."""
+        weight = source_render[:, :, self.warp_weight].reshape(-1)
+        alpha = source_render[:, :, self.mouth_alpha].reshape(-1)
+        pick = (weight > 0.99) & (alpha <= 0.0)
+        rgb = self._photo_everywhere(source_canvas, source_render)
+        luma = rgb @ self.luma
+        chosen = pick & (luma >= _masked_quantile(luma, pick, 0.25))
+        count = chosen.sum().to(torch.float32)
+        total = (rgb * chosen.unsqueeze(1).to(torch.float32)).sum(dim=0)
+        return torch.where(count > 0.0, total / count.clamp_min(1.0), torch.zeros_like(total))
 
     def _shade(self, warped: torch.Tensor, crop: torch.Tensor, r: int, oy: int, ox: int) -> None:
         """Multiply ``warped`` (K, 3, rows, cols), the canvas box at (oy, ox) of the r-times
@@ -311,13 +502,15 @@ class GeometricReenactor(torch.nn.Module):
         h, w = coverage.shape[2], coverage.shape[3]
         coarse = F.max_pool2d(coverage, self.near_block, stride=self.near_block, ceil_mode=True)
         radius = max(1, -(-self.reach_px // (cell * self.near_block)))
-        coarse = _dilate(coarse, radius, radius)
+        coarse = _dilate(coarse, radius, radius, self.full_frame)
         near = _upsample_nearest(coarse, self.near_block)[:, :, :h, :w] > 0.0
         # The canvas's outermost cells anchor the motion at zero: a canvas cut tight around a
         # close-up then meets the rest of the photo without a seam when pasted back.
-        interior = torch.zeros_like(near)
-        interior[:, :, 1 : h - 1, 1 : w - 1] = True
-        return near & interior
+        rows = torch.arange(h, device=near.device)
+        cols = torch.arange(w, device=near.device)
+        inner_rows = ((rows >= 1) & (rows < h - 1)).reshape(1, 1, h, 1)
+        inner_cols = ((cols >= 1) & (cols < w - 1)).reshape(1, 1, 1, w)
+        return near & inner_rows & inner_cols
 
     def _displacement(
         self,
@@ -473,33 +666,48 @@ class GeometricReenactor(torch.nn.Module):
         return 1.0 - self.lip_shadow * (1.0 - torch.minimum(inner, lowered))
 
 
-def _window_sum(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+def _window_sum(x: torch.Tensor, radius: int, dim: int, traceable: bool = False) -> torch.Tensor:
     """Sum over a window of 2 radius + 1 cells along dim 2 or 3 of (K, D, h, w), zero outside.
-    (Faster on the CPU than ``avg_pool2d`` / ``max_pool2d`` with stride 1.)"""
+    (Faster on the CPU than ``avg_pool2d`` / ``max_pool2d`` with stride 1.) ``traceable``: the
+    same sums, in window order, from shifted slices (the ONNX exporter cannot take ``unfold``
+    when a size is dynamic)."""
     size = 2 * radius + 1
     padded = F.pad(x, [0, 0, radius, radius] if dim == 2 else [radius, radius])
-    return padded.unfold(dim, size, 1).sum(-1)
+    if not traceable:
+        return padded.unfold(dim, size, 1).sum(-1)
+    n = x.shape[dim]
+    total = padded.narrow(dim, 0, n)
+    for offset in range(1, size):
+        total = total + padded.narrow(dim, offset, n)
+    return total
 
 
-def _window_max(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
-    """Max over a window of 2 radius + 1 cells along dim 2 or 3 of (K, D, h, w) >= 0."""
+def _window_max(x: torch.Tensor, radius: int, dim: int, traceable: bool = False) -> torch.Tensor:
+    """Max over a window of 2 radius + 1 cells along dim 2 or 3 of (K, D, h, w) >= 0
+    (``traceable``: see _window_sum)."""
     size = 2 * radius + 1
     padded = F.pad(x, [0, 0, radius, radius] if dim == 2 else [radius, radius])
-    return padded.unfold(dim, size, 1).amax(-1)
+    if not traceable:
+        return padded.unfold(dim, size, 1).amax(-1)
+    n = x.shape[dim]
+    peak = padded.narrow(dim, 0, n)
+    for offset in range(1, size):
+        peak = torch.maximum(peak, padded.narrow(dim, offset, n))
+    return peak
 
 
-def _dilate(x: torch.Tensor, radius_y: int, radius_x: int) -> torch.Tensor:
+def _dilate(x: torch.Tensor, radius_y: int, radius_x: int, traceable: bool = False) -> torch.Tensor:
     """``max_pool2d`` with stride 1 and a (2 radius_y + 1) x (2 radius_x + 1) kernel of
-    (K, D, h, w) >= 0."""
-    return _window_max(_window_max(x, radius_y, 2), radius_x, 3)
+    (K, D, h, w) >= 0 (``traceable``: see _window_sum)."""
+    return _window_max(_window_max(x, radius_y, 2, traceable), radius_x, 3, traceable)
 
 
-def _box_blur(x: torch.Tensor, radius: int) -> torch.Tensor:
+def _box_blur(x: torch.Tensor, radius: int, traceable: bool = False) -> torch.Tensor:
     """(2 radius + 1)^2 box mean of (K, D, h, w) over the cells inside the image (as
-    ``avg_pool2d(..., count_include_pad=False)``)."""
+    ``avg_pool2d(..., count_include_pad=False)``; ``traceable``: see _window_sum)."""
     ones = torch.ones(1, 1, x.shape[2], x.shape[3], dtype=x.dtype, device=x.device)
-    count = _window_sum(_window_sum(ones, radius, 2), radius, 3)
-    return _window_sum(_window_sum(x, radius, 2), radius, 3) / count
+    count = _window_sum(_window_sum(ones, radius, 2, traceable), radius, 3, traceable)
+    return _window_sum(_window_sum(x, radius, 2, traceable), radius, 3, traceable) / count
 
 
 def _upsample_window(
@@ -541,6 +749,11 @@ def _upsample_bilinear(low: torch.Tensor, size: list[int], factor: float) -> tor
     of the exporting torch (2.13's lanczos among them), and an older TorchScript runtime (the
     libtorch 2.5 of Triton 24.10's PyTorch backend) refuses to load a model naming an operator
     it lacks. Same kernel, same arguments, so the same numbers as ``F.interpolate``."""
+    if not torch.jit.is_scripting():  # eager or traced (ONNX export): the same call, spelt so
+        # that the exporter knows it (scripting compiles only the branch below)
+        if factor > 0.0:
+            return F.interpolate(low, scale_factor=factor, mode="bilinear", align_corners=False)
+        return F.interpolate(low, size=size, mode="bilinear", align_corners=False)
     scale: float | None = factor if factor > 0.0 else None
     return torch.ops.aten.upsample_bilinear2d(low, size, False, scale, scale)
 
@@ -587,6 +800,59 @@ def _bounding_box(mask: torch.Tensor, margin: int) -> list[int]:
         max(int(cols[0]) - margin, 0),
         min(int(cols[-1]) + 1 + margin, mask.shape[1]),
     ]
+
+
+def _blur_within(x: torch.Tensor, window: torch.Tensor, radius: int) -> torch.Tensor:
+    """``_box_blur`` of the box ``window`` (1, 1, h, w) float32 (1 inside, 0 outside) cut out
+    of x (K, D, h, w), zero outside it: the mean over the window's cells only. x must be zero
+    outside the window."""
+    count = _window_sum(_window_sum(window, radius, 2, True), radius, 3, True)
+    total = _window_sum(_window_sum(x, radius, 2, True), radius, 3, True)
+    return total / count.clamp_min(1.0)
+
+
+def _box_mask(mask: torch.Tensor, margin: int) -> torch.Tensor:
+    """(..., h, w) bool: the cells of ``_bounding_box(mask, margin)`` (the box of the nonzero
+    cells of the last two axes, grown by ``margin`` and clipped), from static-shape operations.
+    mask: (..., h, w) >= 0."""
+    rows = _span(mask.amax(dim=-1) > 0, margin)  # (..., h)
+    cols = _span(mask.amax(dim=-2) > 0, margin)  # (..., w)
+    return rows.unsqueeze(-1) & cols.unsqueeze(-2)
+
+
+def _span(present: torch.Tensor, margin: int) -> torch.Tensor:
+    """(..., n) bool: from ``margin`` before the first True of ``present`` (..., n) bool to
+    ``margin`` after its last one; all False when there is none."""
+    counts = present.to(torch.int32)
+    before = counts.cumsum(dim=-1)  # Trues at or before each index
+    after = counts.flip(-1).cumsum(dim=-1).flip(-1)  # Trues at or after it
+    n = present.shape[-1]
+    index = torch.arange(n, device=present.device)
+    ahead = (index + margin).clamp_max(n - 1)
+    behind = (index - margin).clamp_min(0)
+    return (before.index_select(-1, ahead) > 0) & (after.index_select(-1, behind) > 0)
+
+
+def _masked_median(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(D,) lower median (``torch.median``'s: the ((n - 1) // 2)-th smallest) of the rows of
+    values (N, D) float32 where mask (N,) bool; +inf when none is."""
+    filled = torch.where(mask.unsqueeze(1), values, torch.full_like(values, float("inf")))
+    ordered = filled.sort(dim=0).values
+    index = (mask.sum() - 1).clamp_min(0) // 2
+    return ordered.index_select(0, index.reshape(1))[0]
+
+
+def _masked_quantile(values: torch.Tensor, mask: torch.Tensor, q: float) -> torch.Tensor:
+    """() ``torch.quantile(values[mask], q)`` (linear interpolation) of values (N,) float32,
+    with static shapes; +inf when mask (N,) bool is all False."""
+    filled = torch.where(mask, values, torch.full_like(values, float("inf")))
+    ordered = filled.sort().values
+    rank = q * (mask.sum() - 1).clamp_min(0).to(torch.float32)
+    below = rank.to(torch.int64)
+    above = rank.ceil().to(torch.int64)
+    low = ordered.index_select(0, below.reshape(1))[0]
+    high = ordered.index_select(0, above.reshape(1))[0]
+    return torch.lerp(low, high, rank - below.to(torch.float32))
 
 
 def _push_pull(values: torch.Tensor, weight: torch.Tensor, levels: int) -> torch.Tensor:

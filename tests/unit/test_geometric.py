@@ -355,3 +355,116 @@ def test_source_render_has_no_expression_shading(model, renderer):
     source_render, target_render = renderer.render(source, source[None], H, W)
     assert not source_render[..., EXPRESSION_SHADE].any()
     assert not target_render[0, ..., EXPRESSION_SHADE].any()  # same expression: no change
+
+
+def full_frame_and_boxed(renderer, canvas, source, targets):
+    """The (K, H, W, 3) uint8 outputs of the full-frame (export) path and the boxed one."""
+    source_render, target_render = renderer.render(source, targets, H, W)
+    inputs = [
+        torch.from_numpy(a)
+        for a in (canvas, source_render, target_render, np.asarray(targets, np.float32))
+    ]
+    with torch.inference_mode():
+        full = GeometricReenactor(full_frame=True).eval()(*inputs).numpy()
+        boxed = GeometricReenactor().eval()(*inputs).numpy()
+    return full, boxed
+
+
+def test_full_frame_equals_the_boxed_path(model, renderer, canvas):
+    source = face_params(model, 10.0)
+    targets = [face_params(model, 25.0, 0.8), face_params(model, -15.0, 0.3), source]
+    for name, weight in BARED_TEETH.items():  # lips parted: a mouth box, its blurs and shadow
+        targets[1][EXPR_SLICE.start + model.expression_names.index(name)] = weight
+    full, boxed = full_frame_and_boxed(renderer, canvas, source, np.stack(targets))
+    assert (boxed != canvas).any(axis=-1).mean() > 0.05  # it moved things, and painted a mouth
+    # Outside the moving box the extension is zero and zero displacement samples pixel centres,
+    # so the whole canvas warped equals the box warped and the source pasted around it, bit for
+    # bit: the same kernels on the same values
+    np.testing.assert_array_equal(full, boxed)
+
+
+def test_full_frame_keeps_the_source_when_nothing_is_drawn(model, renderer, canvas):
+    source = face_params(model)
+    source_render, target_render = renderer.render(source, source[None], H, W)
+    inputs = [
+        torch.from_numpy(a)
+        for a in (canvas, source_render, np.zeros_like(target_render), source[None])
+    ]
+    with torch.inference_mode():
+        full = GeometricReenactor(full_frame=True).eval()(*inputs).numpy()
+        boxed = GeometricReenactor().eval()(*inputs).numpy()
+    np.testing.assert_array_equal(boxed[0], canvas)  # the boxed path's early return
+    np.testing.assert_array_equal(full, boxed)
+
+
+def static_mouth_colours(canvas, source_render, **options) -> tuple[np.ndarray, np.ndarray]:
+    """The mouth colours (3, 3) of the boxed path's selections and of the static formulation."""
+    reenactor = GeometricReenactor(**options).eval()
+    with torch.inference_mode():
+        args = torch.from_numpy(canvas), torch.from_numpy(source_render)
+        return reenactor._mouth_colours(*args).numpy(), reenactor._mouth_colours_static(
+            *args
+        ).numpy()
+
+
+@pytest.mark.parametrize("teeth_skin_tint", [DEFAULTS.teeth_skin_tint, 0.0])
+def test_static_mouth_colours_equal_the_selections(model, renderer, canvas, teeth_skin_tint):
+    open_render, teeth = source_teeth(renderer, model, bared=True)
+    closed_render, _ = source_teeth(renderer, model, bared=False)
+    grey_teeth = canvas.copy()
+    ys, xs = np.nonzero(teeth)
+    grey_teeth[D * ys + (D - 1) // 2, D * xs + (D - 1) // 2] = (180, 170, 150)
+    cases = [(grey_teeth, open_render), (canvas, closed_render), (canvas, open_render)]
+    cases += [(np.full_like(canvas, rgb), open_render) for rgb in ((200, 60, 60), (0, 0, 0))]
+    found = []
+    for photo, render in cases:
+        selected, static = static_mouth_colours(photo, render, teeth_skin_tint=teeth_skin_tint)
+        # medians pick the same element; the skin mean sums the same values in another order
+        # (a masked sum over all pixels, not a sum over the selection): float32 rounding, a
+        # relative 1e-6 at most
+        np.testing.assert_allclose(static, selected, rtol=1e-6)
+        found.append(not np.allclose(selected[0], 255.0 * np.array(DEFAULTS.teeth_rgb)))
+    assert found[0] and not found[-1]  # the photo's teeth taken in one case, not in another
+
+
+def test_masked_median_and_quantile_are_torchs():
+    from reenact.reenactor import _masked_median, _masked_quantile
+
+    generator = torch.Generator().manual_seed(0)
+    values = torch.randint(0, 50, (101, 3), generator=generator).to(torch.float32)  # with ties
+    for count in (1, 2, 12, 57, 100, 101):
+        mask = torch.zeros(101, dtype=torch.bool)
+        mask[torch.randperm(101, generator=generator)[:count]] = True
+        selected = values[mask]
+        torch.testing.assert_close(
+            _masked_median(values, mask), selected.median(dim=0).values, rtol=0, atol=0
+        )
+        noisy = values[:, 0] + torch.rand(101, generator=generator)
+        torch.testing.assert_close(
+            _masked_quantile(noisy, mask, 0.25),
+            torch.quantile(noisy[mask], 0.25),
+            rtol=0,
+            atol=0,
+        )
+
+
+def test_box_mask_is_the_bounding_box():
+    from reenact.reenactor import _bounding_box, _box_mask
+
+    generator = torch.Generator().manual_seed(1)
+    for density, margin in ((0.0, 1), (0.002, 0), (0.002, 1), (0.05, 2)):
+        mask = (torch.rand(40, 30, generator=generator) < density).to(torch.float32)
+        mask[0, 0] = 0.0
+        box = _bounding_box(mask, margin)
+        expected = torch.zeros(40, 30, dtype=torch.bool)
+        expected[box[0] : box[1], box[2] : box[3]] = True
+        torch.testing.assert_close(_box_mask(mask, margin), expected, rtol=0, atol=0)
+
+
+def test_scripted_module_has_only_the_boxed_path():
+    """The export path is Python only: the served TorchScript keeps the aten upsampling kernel
+    (torch 2.5.1's libtorch loads it, tests/unit/test_torch_compat.py) and scripts whatever the
+    flag says."""
+    graph = str(torch.jit.script(GeometricReenactor(full_frame=True)).inlined_graph)
+    assert "aten::upsample_bilinear2d" in graph
+    assert "interpolate" not in graph and "aten::sort" not in graph
