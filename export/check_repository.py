@@ -8,7 +8,9 @@
   ``max_batch_size`` > 0, 2 for each -1) it returns the config's outputs, in their ``__i``
   order, with their dtypes and dims (the batch of 2 in front when batching);
 - ``onnxruntime_onnx``: the graph's inputs and outputs are the config's by name, dtype and dims
-  (a dynamic first axis for the batch when batching, dynamic axes where the config has -1).
+  (a dynamic first axis for the batch when batching, dynamic axes where the config has -1),
+  and ONNX Runtime (CPU) runs it on zeros of the config's shapes (2 for each -1), returning
+  outputs of the config's dims with the dynamic axes as they went in.
 
 Exit status 1 with one line per mismatch.
 """
@@ -26,6 +28,15 @@ from tritonclient.grpc import model_config_pb2
 from reenact.serving.local_repo import PRODUCTION_REPOSITORY, model_names, read_config
 
 TRY_SIZE = 2  # the batch, and each -1 dimension, of the TorchScript trial call
+NUMPY_DTYPES = {
+    "TYPE_BOOL": "bool",
+    "TYPE_UINT8": "uint8",
+    "TYPE_INT32": "int32",
+    "TYPE_INT64": "int64",
+    "TYPE_FP16": "float16",
+    "TYPE_FP32": "float32",
+    "TYPE_FP64": "float64",
+}
 TORCH_DTYPES = {
     "TYPE_BOOL": torch.bool,
     "TYPE_UINT8": torch.uint8,
@@ -148,6 +159,33 @@ def onnx_mismatches(model_dir: Path, file_name: str = "model.onnx") -> list[str]
                 for e, d in zip(expected, dims, strict=True)
             ):
                 problems.append(f"{kind} {tensor.name}: graph dims {dims}, config {expected}")
+    if not problems:
+        problems = _onnx_trial_mismatches(config, model_dir / "1" / file_name)
+    return problems
+
+
+def _onnx_trial_mismatches(config: model_config_pb2.ModelConfig, path: Path) -> list[str]:
+    """Mismatches of one ONNX Runtime call on zeros of the config's input shapes (TRY_SIZE for
+    the batch and each -1): the outputs' dims against the config's, TRY_SIZE for each -1."""
+    import numpy as np
+    import onnxruntime
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    errors = (ort_state.Fail, ort_state.InvalidArgument, ort_state.RuntimeException)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {}
+    for tensor in config.input:
+        shape = [TRY_SIZE if d == -1 else d for d in _full_dims(config, tensor.dims)]
+        feeds[tensor.name] = np.zeros(shape, NUMPY_DTYPES[_type_name(tensor.data_type)])
+    try:
+        results = session.run([t.name for t in config.output], feeds)
+    except errors as exc:  # a shape or dtype the graph refuses
+        return [f"could not run on zeros of the config's shapes: {str(exc).splitlines()[-1]}"]
+    problems = []
+    for tensor, value in zip(config.output, results, strict=True):
+        expected = [TRY_SIZE if d == -1 else d for d in _full_dims(config, tensor.dims)]
+        if list(value.shape) != expected:
+            problems.append(f"output {tensor.name}: shape {list(value.shape)}, config {expected}")
     return problems
 
 

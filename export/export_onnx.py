@@ -11,17 +11,24 @@ What ONNX can express (opset 17: every operator it needs, and ONNX Runtime 1.19,
 - not the mesh predictor's fit (:class:`reenact.mesh_predictor.LandmarkFit`): it needs
   ``linalg_svd`` (the 3 x 3 Umeyama rotation), ``linalg_cholesky_ex`` and ``cholesky_solve``
   (the float64 normal equations), for which ONNX has no operators;
-- not the reenactor: its work is cut to the moving region, a box read off the data
-  (``nonzero`` → Python ints → slices and early returns), the teeth colour is the median of a
-  data-sized pixel selection, and results are written into slices in place. The TorchScript
-  exporter stops on the list indexing of that box (``aten::__getitem__``, an internal assert);
-  tracing would freeze one photo's box into the graph. It stays TorchScript (which the PyTorch
-  backend of Triton 24.10 loads, see export/check_torch_compat.py).
+- the reenactor (``reenactor.onnx``), through its full-frame path
+  (``GeometricReenactor(full_frame=True)``): the served, scripted path cuts its work to the
+  moving region, a box read off the data (``nonzero`` → Python ints → slices and early
+  returns), takes the teeth colour as the median of a data-sized pixel selection and writes
+  into slices in place, none of which a graph of static shapes holds. The full-frame path
+  computes the same result on the whole canvas: the boxes become masks, the medians sorts of
+  masked values read at the lower median's index. It is traced with the production canvas and
+  render sizes fixed and the number of targets K dynamic; its output equals the TorchScript
+  model's (on the CPU, ONNX Runtime's resampling kernels round differently in the last float
+  bit: one grey level at a few values in 10^5, tests/unit/test_onnx_export.py).
 
 The repository variant is a copy of ``model_repository/`` (with its exported ``model.pt``) where
 ``mesh_predictor`` is an ensemble with the same tensors: ``mesh_landmarks`` (this ONNX model on
-the ``onnxruntime_onnx`` platform) then ``landmark_fit`` (the fit, TorchScript). Every other model
-is copied unchanged. The ONNX config shows the TensorRT execution provider as a commented option.
+the ``onnxruntime_onnx`` platform) then ``landmark_fit`` (the fit, TorchScript), and
+``reenactor`` is the ONNX reenactor on ``onnxruntime_onnx`` with the production tensors (the
+TorchScript ``NAME__i`` names, which ``face_reenactment`` calls it by). Every other model is
+copied unchanged. The landmark network's config shows the TensorRT execution provider as a
+commented option.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from tritonclient.grpc import model_config_pb2
 
 from reenact import mesh_predictor
 from reenact.assets import build_dir
+from reenact.reenactor import GeometricReenactor
 from reenact.serving.local_repo import PRODUCTION_REPOSITORY, read_config
 
 OPSET = 17  # grid_sample needs 16+; ONNX Runtime 1.19 (Triton 24.10) runs up to 21
@@ -49,6 +57,11 @@ LANDMARKS_OUTPUT = "CROP_LANDMARKS"
 PRESENCE_OUTPUT = "FACE_PRESENCE"
 PARAMS_OUTPUT = "CROP_PARAMS"
 BATCH_AXIS = "batch"
+REENACTOR_MODEL = "reenactor"
+REENACTOR_FILE = "reenactor.onnx"  # beside the landmark network's folder in --out
+TARGETS_AXIS = "targets"
+REENACTOR_INPUTS = ("SOURCE_CANVAS__0", "SOURCE_RENDER__1", "TARGET_RENDER__2", "TARGET_PARAMS__3")
+REENACTOR_OUTPUT = "REENACTED__0"
 TENSORRT_OPTION = (
     "# TensorRT execution provider, optional: uncomment to let ONNX Runtime hand the graph to\n"
     "# TensorRT (engines are built when the model loads, which then takes minutes).\n"
@@ -77,6 +90,43 @@ def export_landmark_network(path: Path, network: torch.nn.Module | None = None) 
             input_names=names[:1],
             output_names=names[1:],
             dynamic_axes={name: {0: BATCH_AXIS} for name in names},
+        )
+    return path
+
+
+def export_reenactor(path: Path, reenactor: GeometricReenactor | None = None) -> Path:
+    """Write the reenactor's full-frame path as ONNX, with the production tensors:
+    SOURCE_CANVAS__0 (H, W, 3) uint8, SOURCE_RENDER__1 (h, w, C) float32, TARGET_RENDER__2
+    (K, h, w, C) float32, TARGET_PARAMS__3 (K, 162) float32 → REENACTED__0 (K, H, W, 3) uint8;
+    H, W, h, w, C those of model_repository/reenactor/config.pbtxt, K dynamic."""
+    reenactor = reenactor or GeometricReenactor(full_frame=True)
+    if not reenactor.full_frame:
+        raise ValueError("only the full-frame path of the reenactor can be exported to ONNX")
+    config = read_config(PRODUCTION_REPOSITORY / REENACTOR_MODEL)
+    examples = []  # zeros of the config's shapes, K = 2: the path has no branch on the data
+    for tensor in config.input:
+        dims = [2 if d == -1 else d for d in tensor.dims]
+        dtype = torch.uint8 if tensor.data_type == model_config_pb2.TYPE_UINT8 else torch.float32
+        examples.append(torch.zeros(dims, dtype=dtype))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # the deprecated TorchScript-based exporter, and the tracer's notes on the Python ints
+        # it keeps (canvas and render sizes, fixed by the config)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            reenactor.eval(),
+            tuple(examples),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(REENACTOR_INPUTS),
+            output_names=[REENACTOR_OUTPUT],
+            dynamic_axes={
+                name: {0: TARGETS_AXIS}
+                for name in (REENACTOR_INPUTS[2], REENACTOR_INPUTS[3], REENACTOR_OUTPUT)
+            },
         )
     return path
 
@@ -143,6 +193,16 @@ def _ensemble_config(mesh: model_config_pb2.ModelConfig) -> model_config_pb2.Mod
     return config
 
 
+def _reenactor_config(production: model_config_pb2.ModelConfig) -> model_config_pb2.ModelConfig:
+    """The ONNX reenactor's config: the production tensors and instances on ONNX Runtime (the
+    PyTorch backend's parameters dropped)."""
+    config = model_config_pb2.ModelConfig()
+    config.CopyFrom(production)
+    config.platform = "onnxruntime_onnx"
+    config.ClearField("parameters")
+    return config
+
+
 def write_repository(out: Path, source: Path = PRODUCTION_REPOSITORY) -> Path:
     """The ONNX variant of the production repository ``source`` (its model.pt files exported)
     in ``out``, rebuilt from scratch; returns ``out``."""
@@ -164,6 +224,14 @@ def write_repository(out: Path, source: Path = PRODUCTION_REPOSITORY) -> Path:
     _write_config(out / FIT_MODEL, _fit_config(mesh), header)
     (out / FIT_MODEL / "1").mkdir()
     torch.jit.script(predictor.fit).save(str(out / FIT_MODEL / "1" / "model.pt"))
+    shutil.rmtree(out / REENACTOR_MODEL)
+    _write_config(
+        out / REENACTOR_MODEL,
+        _reenactor_config(read_config(source / REENACTOR_MODEL)),
+        "# Generated by export/export_onnx.py from model_repository/reenactor: the reenactor's\n"
+        "# full-frame path (reenact/reenactor.py) on ONNX Runtime, K (the targets) dynamic.\n",
+    )
+    export_reenactor(out / REENACTOR_MODEL / "1" / ONNX_FILE)
     return out
 
 
@@ -176,8 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         write_repository(args.repository)
         print(f"wrote {args.repository}")
         return 0
-    path = export_landmark_network(args.out / LANDMARKS_MODEL / ONNX_FILE)
-    print(f"wrote {path}")
+    for path in (
+        export_landmark_network(args.out / LANDMARKS_MODEL / ONNX_FILE),
+        export_reenactor(args.out / REENACTOR_FILE),
+    ):
+        print(f"wrote {path}")
     return 0
 
 

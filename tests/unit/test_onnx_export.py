@@ -1,5 +1,7 @@
 """ONNX export (export/export_onnx.py) against ONNX Runtime on the CPU, the ONNX repository
-variant, and the TorchScript configs of the production repository (export/check_repository.py)."""
+variant, and the TorchScript configs of the production repository (export/check_repository.py).
+The reenactor's checks compare ONNX Runtime with the production TorchScript model
+(model_repository/reenactor/1/model.pt, which make builds from reenact/reenactor.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ import torch
 
 from export import check_repository, export_onnx
 from reenact import mesh_predictor
+from reenact.geometric import ReenactorRenderer
+from reenact.morphable import MorphableModel
 from reenact.serving.local_repo import PRODUCTION_REPOSITORY, read_config
-from tests.unit.test_torch_compat import mesh_predictor_inputs
+from tests.unit.test_torch_compat import H, W, face, mesh_predictor_inputs, reenactor_inputs
 
 MAX_ONNX_IR = 10  # ONNX Runtime 1.19, Triton 24.10's, reads IR versions up to 10 …
 MAX_OPSET = 21  # … and opsets up to 21
@@ -27,6 +31,7 @@ def predictor():
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory):
+    """The ONNX repository variant, written once (about 5 s: the reenactor's trace)."""
     return export_onnx.write_repository(tmp_path_factory.mktemp("onnx") / "model_repository_onnx")
 
 
@@ -49,6 +54,45 @@ def test_landmark_network_in_onnx_runtime_equals_torch(predictor, tmp_path):
         np.testing.assert_allclose(landmarks, want_landmarks.numpy(), atol=1e-2)
         np.testing.assert_allclose(presence, want_presence.numpy(), atol=1e-4)
     assert presence.min() > 0.9
+
+
+def fifteen_targets(inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """``reenactor_inputs`` with 15 targets (the served emotion count): yaw, jaw and smile
+    spread over their range around the three targets there."""
+    model = MorphableModel.load()
+    yaws, jaws, smiles = (
+        np.linspace(-25, 25, 15),
+        np.tile([0.0, 0.4, 0.8], 5),
+        np.linspace(0, 1, 15),
+    )
+    targets = np.stack([face(model, y, j, s) for y, j, s in zip(yaws, jaws, smiles, strict=True)])
+    source = face(model, 5.0, 0.0, 0.6)  # reenactor_inputs' source
+    source_render, target_render = ReenactorRenderer(model).render(source, targets, H, W)
+    return [inputs[0], source_render, target_render, targets]
+
+
+def test_reenactor_in_onnx_runtime_equals_torchscript(repository):
+    path = repository / export_onnx.REENACTOR_MODEL / "1" / export_onnx.ONNX_FILE
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    assert model.ir_version <= MAX_ONNX_IR
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) <= MAX_OPSET
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    scripted = torch.jit.load(str(PRODUCTION_REPOSITORY / "reenactor" / "1" / "model.pt"))
+    three = reenactor_inputs()
+    single = [*three[:2], three[2][:1], three[3][:1]]
+    for inputs in (single, three, fifteen_targets(three)):  # K dynamic
+        (got,) = session.run(None, dict(zip(export_onnx.REENACTOR_INPUTS, inputs, strict=True)))
+        with torch.inference_mode():
+            want = scripted(*[torch.from_numpy(a) for a in inputs]).numpy()
+        assert got.dtype == np.uint8 and got.shape == (len(inputs[3]), H, W, 3)
+        assert (want != inputs[0]).any(axis=-1).mean() > 0.05  # the comparison is not trivial
+        # ONNX Runtime's Resize and GridSample form the bilinear weights in another order than
+        # ATen's kernels: float32 results differ in the last bit, and a value that close to a
+        # .5 rounding boundary moves by one grey level (measured: 2.5e-5 of the values)
+        difference = np.abs(got.astype(int) - want.astype(int))
+        assert difference.max() <= 1
+        assert (difference > 0).mean() < 1e-3
 
 
 def test_split_predictor_equals_the_whole(predictor):
@@ -87,28 +131,49 @@ def test_repository_variant_keeps_the_production_interface(repository):
     produced = {t.name for t in mesh.input} | {v for s in steps for v in s.output_map.values()}
     assert {v for s in steps for v in s.input_map.values()} <= produced
     assert {t.name for t in mesh.output} <= produced
-    for name in (
-        "face_mesh",
-        "face_preprocess",
-        "face_postprocess",
-        "face_reenactment",
-        "reenactor",
-    ):
+    for name in ("face_mesh", "face_preprocess", "face_postprocess", "face_reenactment"):
         assert read_config(repository / name) == read_config(PRODUCTION_REPOSITORY / name), name
+    reenactor, production = (
+        read_config(r / export_onnx.REENACTOR_MODEL) for r in (repository, PRODUCTION_REPOSITORY)
+    )
+    assert reenactor.platform == "onnxruntime_onnx"
+    assert (repository / export_onnx.REENACTOR_MODEL / "1" / export_onnx.ONNX_FILE).is_file()
+    for field in ("input", "output", "max_batch_size", "instance_group"):
+        assert getattr(reenactor, field) == getattr(production, field), field
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "words"),
+    ("model", "old", "new", "words"),
     [
-        ('name: "FACE_PRESENCE"', 'name: "PRESENCE"', "outputs: graph"),
-        ("data_type: TYPE_UINT8", "data_type: TYPE_FP32", "input LANDMARK_CROP: graph UINT8"),
-        ("dims: 468", "dims: 68", "output CROP_LANDMARKS: graph dims"),
-        ("max_batch_size: 8", "max_batch_size: 0", "graph dims"),
+        ("mesh_landmarks", 'name: "FACE_PRESENCE"', 'name: "PRESENCE"', "outputs: graph"),
+        (
+            "mesh_landmarks",
+            "data_type: TYPE_UINT8",
+            "data_type: TYPE_FP32",
+            "input LANDMARK_CROP: graph UINT8",
+        ),
+        ("mesh_landmarks", "dims: 468", "dims: 68", "output CROP_LANDMARKS: graph dims"),
+        ("mesh_landmarks", "max_batch_size: 8", "max_batch_size: 0", "graph dims"),
+        ("reenactor", 'name: "REENACTED__0"', 'name: "REENACTED"', "outputs: graph"),
+        (
+            "reenactor",
+            "data_type: TYPE_UINT8",
+            "data_type: TYPE_FP32",
+            "input SOURCE_CANVAS__0: graph UINT8",
+        ),
+        (
+            "reenactor",
+            "dims: 512\n  dims: 384",
+            "dims: 384\n  dims: 512",
+            "input SOURCE_CANVAS__0: graph dims",
+        ),
+        ("reenactor", "dims: 10\n}", "dims: 9\n}", "input SOURCE_RENDER__1: graph dims"),
+        ("reenactor", "name: ", "max_batch_size: 4\nname: ", "graph dims"),
     ],
 )
-def test_a_broken_onnx_config_is_caught(repository, tmp_path, old, new, words):
-    broken = tmp_path / export_onnx.LANDMARKS_MODEL
-    shutil.copytree(repository / export_onnx.LANDMARKS_MODEL, broken)
+def test_a_broken_onnx_config_is_caught(repository, tmp_path, model, old, new, words):
+    broken = tmp_path / model
+    shutil.copytree(repository / model, broken)
     config = broken / "config.pbtxt"
     assert old in config.read_text()
     config.write_text(config.read_text().replace(old, new, 1))
