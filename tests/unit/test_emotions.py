@@ -43,13 +43,17 @@ def test_every_emotion_is_distinct_and_in_range(catalogue):
         ("happy", ["mouthSmile_L", "mouthSmile_R"], ["mouthFrown_L", "browDown_L"]),
         ("sad", ["browDown_R", "mouthFrown_R"], ["mouthSmile_L", "jawOpen"]),
         ("surprised", ["browInnerUp_L", "browOuterUp_R", "mouthLowerDown_L"], ["browDown_L"]),
-        (
+        (  # calibrated: bared teeth (upper lip up, lower lip down, lips stretched), no press
             "angry",
-            ["browDown_L", "eyeSquint_R", "mouthPress_L", "mouthUpperUp_L"],
-            ["mouthSmile_R"],
+            ["browDown_L", "eyeSquint_R", "mouthUpperUp_L", "mouthLowerDown_R", "mouthStretch_L"],
+            ["mouthSmile_R", "mouthPress_L"],
         ),
         ("disgusted", ["noseSneer_L", "mouthUpperUp_R", "mouthShrugLower"], ["mouthSmile_L"]),
-        ("fearful", ["browInnerUp_R", "browDown_L", "mouthStretch_L"], ["mouthSmile_L"]),
+        (
+            "fearful",
+            ["browInnerUp_R", "browDown_L", "eyeWide_R", "mouthStretch_L"],
+            ["mouthSmile_L", "eyeSquint_L"],
+        ),
     ],
 )
 def test_basic_emotions_use_their_action_units(catalogue, emotion, on, off):
