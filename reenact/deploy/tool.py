@@ -16,12 +16,12 @@ passes. When no Docker engine answers, every command says so in one line and exi
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from reenact.serving.supervisor import http_status
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "docker" / "versions.env"
@@ -152,17 +152,6 @@ def run(client: Any, config: DeployConfig) -> Any:
         raise DeployError(f"no image {config.tag}: run `make docker` first") from exc
     except docker.errors.APIError as exc:
         raise DeployError(f"cannot start {config.name}: {_first_line(exc)}") from exc
-
-
-def http_status(url: str, timeout_s: float) -> int | None:
-    """The HTTP status of a GET, None when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError):
-        return None
 
 
 def wait_ready(
