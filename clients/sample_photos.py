@@ -33,14 +33,22 @@ def photos_dir() -> Path:
     return assets_dir() / "photos"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, "" when there is none."""
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def write_checked(data: bytes, path: Path, digest: str, what: str) -> None:
+    """Write ``data`` to ``path`` if its SHA-256 is ``digest``; RuntimeError naming ``what``."""
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise RuntimeError(f"{what} does not match its recorded SHA-256")
+    path.write_bytes(data)
 
 
 def fetch(folder: Path | None = None) -> Path:
     """Make sure the insightface pictures are in ``folder`` (default :func:`photos_dir`)."""
     folder = folder or photos_dir()
-    if all(_sha256(folder / name) == digest for name, digest in INSIGHTFACE_IMAGES.items()):
+    if all(file_sha256(folder / name) == digest for name, digest in INSIGHTFACE_IMAGES.items()):
         return folder
     downloads = build_dir() / "downloads"
     wheel = downloads / INSIGHTFACE_WHEEL
@@ -53,9 +61,7 @@ def fetch(folder: Path | None = None) -> Path:
     with zipfile.ZipFile(wheel) as archive:
         for name, digest in INSIGHTFACE_IMAGES.items():
             data = archive.read(f"insightface/data/images/{name}")
-            if hashlib.sha256(data).hexdigest() != digest:
-                raise RuntimeError(f"{name} in {wheel} does not match its recorded SHA-256")
-            (folder / name).write_bytes(data)
+            write_checked(data, folder / name, digest, f"{name} in {wheel}")
     print(f"photos: {', '.join(INSIGHTFACE_IMAGES)} in {folder}")
     return folder
 

@@ -242,15 +242,7 @@ class GeometricReenactor(torch.nn.Module):
             sharper = self._displacement(inside, there, seen, y0 + my0, x0 + mx0, 1)
             patch.copy_(torch.where(own, sharper, patch))  # own: as the target were alone
             trusted = seen
-        grid = self._grid(moved, y0, x0, height, width)
-        image = source_canvas.permute(2, 0, 1).unsqueeze(0).to(torch.float32)  # (1, 3, H, W)
-        warped = F.grid_sample(
-            image.expand(k, 3, height, width),
-            grid,
-            mode="bilinear",
-            padding_mode="border",
-            align_corners=False,
-        )  # (K, 3, y1 - y0, x1 - x0)
+        warped = self._sample(source_canvas, self._grid(moved, y0, x0, height, width))
         if self.expression_shading:
             self._shade(warped, crop, r, oy, ox)
         if my0 < my1:
@@ -306,7 +298,6 @@ class GeometricReenactor(torch.nn.Module):
         no box read off the data, no data-sized selection, no in-place writes into slices).
         Same inputs and output; the moving box becomes a mask, outside which the source is
         kept, and the mouth colours come from :meth:`_mouth_colours_static`."""
-        k = target_render.shape[0]
         height, width = source_canvas.shape[0], source_canvas.shape[1]
         h, w = target_render.shape[1], target_render.shape[2]
         r, s, f = self._factors(height, h)
@@ -335,18 +326,11 @@ class GeometricReenactor(torch.nn.Module):
         there = _upsample_crop(shift, r, 0, 0, height, width)
         sharper = self._displacement(inside, there, seen, 0, 0, 1)
         moved = torch.where(own, sharper, moved)
-        grid = self._grid(moved, 0, 0, height, width)
-        image = source_canvas.permute(2, 0, 1).unsqueeze(0).to(torch.float32)  # (1, 3, H, W)
-        warped = F.grid_sample(
-            image.expand(k, 3, height, width),
-            grid,
-            mode="bilinear",
-            padding_mode="border",
-            align_corners=False,
-        )  # (K, 3, H, W)
+        warped = self._sample(source_canvas, self._grid(moved, 0, 0, height, width))
         if self.expression_shading:
-            change = render[:, self.expression_shade : self.expression_shade + 1]
-            factor = change.clamp_min(0.0) + change.clamp_max(0.0) * self.shading_rgb + 1.0
+            factor = self._shading_factor(
+                render[:, self.expression_shade : self.expression_shade + 1]
+            )
             warped = warped * _upsample_crop(factor, r, 0, 0, height, width)
         colours = self._mouth_colours_static(source_canvas, source_render)
         warped = self._painted(warped, inside, seen, own, window, colours)
@@ -461,9 +445,28 @@ class GeometricReenactor(torch.nn.Module):
         bx0, bx1 = max(box[2] * r - ox, 0), min(box[3] * r - ox, cols)
         if by0 >= by1 or bx0 >= bx1:
             return
-        factor = change.clamp_min(0.0) + change.clamp_max(0.0) * self.shading_rgb + 1.0
-        factor = _upsample_window(factor, r, by0 + oy, by1 + oy, bx0 + ox, bx1 + ox)
+        factor = _upsample_window(
+            self._shading_factor(change), r, by0 + oy, by1 + oy, bx0 + ox, bx1 + ox
+        )
         warped[:, :, by0:by1, bx0:bx1].mul_(factor)
+
+    def _sample(self, source_canvas: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """The source canvas (H, W, 3) uint8 sampled bilinearly at ``grid`` (K, h', w', 2):
+        (K, 3, h', w') float32."""
+        k, height, width = grid.shape[0], source_canvas.shape[0], source_canvas.shape[1]
+        image = source_canvas.permute(2, 0, 1).unsqueeze(0).to(torch.float32)  # (1, 3, H, W)
+        return F.grid_sample(
+            image.expand(k, 3, height, width),
+            grid,
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )
+
+    def _shading_factor(self, change: torch.Tensor) -> torch.Tensor:
+        """EXPRESSION_SHADE (K, 1, h, w) → the factor the warped face is multiplied by,
+        (K, 3, h, w): 1 + the change, its darkening weighted per channel by ``shading_rgb``."""
+        return change.clamp_min(0.0) + change.clamp_max(0.0) * self.shading_rgb + 1.0
 
     def _zbuffer(self, source_render: torch.Tensor) -> torch.Tensor:
         """(1, 1, h, w) source depth where drawn, far below any surface elsewhere."""

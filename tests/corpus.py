@@ -15,7 +15,6 @@ photo, portrait and landscape crops, a turned photo, greyscale.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import subprocess
 import sys
@@ -182,7 +181,8 @@ def fetch_non_human(folder: Path | None = None) -> Path:
     """
     folder = folder or assets_dir() / "animals"
     wanted = {**GRAD_CAM_IMAGES, **OPENCV_DOC_IMAGES}
-    if all(_sha256(folder / Path(m).name) == digest for m, digest in wanted.items()):
+    have = {m: sample_photos.file_sha256(folder / Path(m).name) for m in wanted}
+    if have == wanted:
         return folder
     downloads = build_dir() / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
@@ -223,16 +223,10 @@ def _apt_download(package: str, folder: Path) -> None:
         )
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-
-
 def _write_checked(source: io.BufferedReader | None, folder: Path, member: str, digest: str):
     """Writes the archive member read from ``source`` to ``folder`` if its SHA-256 matches."""
     data = source.read() if source is not None else b""
-    if hashlib.sha256(data).hexdigest() != digest:
-        raise RuntimeError(f"{member} does not match its recorded SHA-256")
-    (folder / Path(member).name).write_bytes(data)
+    sample_photos.write_checked(data, folder / Path(member).name, digest, member)
 
 
 def _turned(image: np.ndarray, degrees: float) -> np.ndarray:
