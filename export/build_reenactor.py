@@ -1,29 +1,44 @@
-"""Script the geometric reenactor into the production model repository.
+"""Export the reenactor of the configured mode into the production model repository.
 
-    python export/build_reenactor.py [--out model_repository/reenactor/1/model.pt]
-        [--downsample 4] [--reach-px 64] [--no-mouth-from-source] ...
+    python export/build_reenactor.py [--mode geometric|neural|hybrid] [--checkpoint RUN/last.pt]
+        [--out model_repository/reenactor/1/model.pt] [--downsample 4] [--reach-px 64] ...
 
-Every tunable of :class:`reenact.reenactor.ReenactorConfig` is an option, defaulting to it.
+The mode defaults to ``reenactor_mode`` of model_repository/face_reenactment/config.pbtxt, the
+one value that selects it (:mod:`reenact.reenactors`). Geometric: scripted from
+:class:`reenact.reenactor.ReenactorConfig`, every tunable an option defaulting to it. Neural and
+hybrid: traced from a training run's checkpoint (``python -m reenact train reenactor``); without
+``--checkpoint`` the export fails saying what to train. The written file records its mode, which
+face_reenactment checks when it loads.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-import torch
+from reenact.reenactor import ReenactorConfig
+from reenact.reenactors import MODES, get_mode, save_model, train_and_export_hint
+from reenact.reenactors import geometric as geometric_mode
+from reenact.reenactors import neural as neural_modes
+from reenact.serving.local_repo import PRODUCTION_REPOSITORY, read_config
 
-from reenact.reenactor import GeometricReenactor, ReenactorConfig
+DEFAULT_OUT = PRODUCTION_REPOSITORY / "reenactor" / "1" / "model.pt"
+MODE_PARAMETER = "reenactor_mode"  # of face_reenactment's config.pbtxt
 
-DEFAULT_OUT = (
-    Path(__file__).resolve().parents[1] / "model_repository" / "reenactor" / "1" / "model.pt"
-)
+
+def configured_mode(repository: Path = PRODUCTION_REPOSITORY) -> str:
+    """``reenactor_mode`` of the repository's face_reenactment."""
+    parameters = read_config(repository / "face_reenactment").parameters
+    return parameters[MODE_PARAMETER].string_value
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--mode", choices=tuple(MODES), default=None, help="default: configured")
+    parser.add_argument("--checkpoint", type=Path, help="a training run's last.pt (or its folder)")
     defaults = ReenactorConfig()
     for field in fields(ReenactorConfig):
         flag = "--" + field.name.replace("_", "-")
@@ -37,13 +52,27 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    config = replace(
-        ReenactorConfig(), **{f.name: getattr(args, f.name) for f in fields(ReenactorConfig)}
-    )
-    scripted = torch.jit.script(GeometricReenactor.from_config(config).eval())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    scripted.save(str(args.out))
-    print(f"wrote {args.out} ({config})")
+    mode = get_mode(args.mode or configured_mode())
+    if not mode.learned:
+        config = replace(
+            ReenactorConfig(), **{f.name: getattr(args, f.name) for f in fields(ReenactorConfig)}
+        )
+        save_model(geometric_mode.build(config), args.out, mode)
+        sys.stdout.write(f"wrote {args.out}: the geometric reenactor ({config})\n")
+        return 0
+    if args.checkpoint is None:
+        sys.stderr.write(
+            f"reenactor mode {mode.name!r} needs a trained checkpoint: "
+            + train_and_export_hint(mode)
+            + "\n"
+        )
+        return 2
+    found, traced = neural_modes.build(args.checkpoint)
+    if found is not mode:
+        sys.stderr.write(f"{args.checkpoint} is a {found.name} reenactor, not {mode.name}\n")
+        return 2
+    save_model(traced, args.out, mode, checkpoint=str(args.checkpoint))
+    sys.stdout.write(f"wrote {args.out}: the {mode.name} reenactor of {args.checkpoint}\n")
     return 0
 
 

@@ -25,8 +25,10 @@ from pathlib import Path
 import torch
 from tritonclient.grpc import model_config_pb2
 
+from reenact.reenactors import get_mode, read_model_mode
 from reenact.serving.local_repo import PRODUCTION_REPOSITORY, model_names, read_config
 
+REENACTOR_MODEL = "reenactor"  # its channel count is its mode's (reenact.reenactors.contract)
 TRY_SIZE = 2  # the batch, and each -1 dimension, of the TorchScript trial call
 NUMPY_DTYPES = {
     "TYPE_BOOL": "bool",
@@ -83,6 +85,30 @@ def _index_order(kind: str, tensors: list) -> list[str]:
     return problems
 
 
+def _contract_dims(model_dir: Path) -> dict[str, tuple[int, ...]]:
+    """The reenactor's tensor dims in the render contract of its model file's mode
+    (reenact.reenactors); {} for other models."""
+    if model_dir.name != REENACTOR_MODEL:
+        return {}
+    return get_mode(read_model_mode(model_dir / "1" / "model.pt")).contract.tensor_dims()
+
+
+def _contract_mismatches(
+    config: model_config_pb2.ModelConfig, contract: dict[str, tuple[int, ...]]
+) -> list[str]:
+    """Config dims that the render contract does not allow (-1 in the config allows any)."""
+    problems = []
+    for tensor in [*config.input, *config.output]:
+        if tensor.name in contract and not _dims_match(
+            list(tensor.dims), list(contract[tensor.name])
+        ):
+            problems.append(
+                f"{tensor.name}: config dims {list(tensor.dims)}, render contract "
+                f"{list(contract[tensor.name])}"
+            )
+    return problems
+
+
 def torchscript_mismatches(model_dir: Path) -> list[str]:
     """Mismatches between ``model_dir``'s config.pbtxt and its ``1/model.pt``."""
     config = read_config(model_dir)
@@ -93,9 +119,14 @@ def torchscript_mismatches(model_dir: Path) -> list[str]:
     if len(arguments) != len(config.input):
         problems.append(f"forward takes {len(arguments)} tensors, config has {len(config.input)}")
         return problems
+    contract = _contract_dims(model_dir)
+    problems += _contract_mismatches(config, contract)
     args = []
     for tensor in config.input:
-        shape = [TRY_SIZE if d == -1 else d for d in _full_dims(config, tensor.dims)]
+        dims = _full_dims(config, tensor.dims)
+        if tensor.name in contract:  # the reenactor: the file's mode fixes the channel count
+            dims = [d if d != -1 else c for d, c in zip(dims, contract[tensor.name], strict=True)]
+        shape = [TRY_SIZE if d == -1 else d for d in dims]
         args.append(torch.zeros(shape, dtype=TORCH_DTYPES[_type_name(tensor.data_type)]))
     try:
         with torch.inference_mode():

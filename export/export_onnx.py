@@ -45,6 +45,7 @@ from tritonclient.grpc import model_config_pb2
 from reenact import mesh_predictor
 from reenact.assets import build_dir
 from reenact.reenactor import GeometricReenactor
+from reenact.reenactors.contract import GEOMETRIC, INPUT_NAMES, OUTPUT_NAME
 from reenact.serving.local_repo import PRODUCTION_REPOSITORY, read_config
 
 OPSET = 17  # grid_sample needs 16+; ONNX Runtime 1.19 (Triton 24.10) runs up to 21
@@ -60,8 +61,8 @@ BATCH_AXIS = "batch"
 REENACTOR_MODEL = "reenactor"
 REENACTOR_FILE = "reenactor.onnx"  # beside the landmark network's folder in --out
 TARGETS_AXIS = "targets"
-REENACTOR_INPUTS = ("SOURCE_CANVAS__0", "SOURCE_RENDER__1", "TARGET_RENDER__2", "TARGET_PARAMS__3")
-REENACTOR_OUTPUT = "REENACTED__0"
+REENACTOR_INPUTS = INPUT_NAMES
+REENACTOR_OUTPUT = OUTPUT_NAME
 TENSORRT_OPTION = (
     "# TensorRT execution provider, optional: uncomment to let ONNX Runtime hand the graph to\n"
     "# TensorRT (engines are built when the model loads, which then takes minutes).\n"
@@ -98,16 +99,16 @@ def export_reenactor(path: Path, reenactor: GeometricReenactor | None = None) ->
     """Write the reenactor's full-frame path as ONNX, with the production tensors:
     SOURCE_CANVAS__0 (H, W, 3) uint8, SOURCE_RENDER__1 (h, w, C) float32, TARGET_RENDER__2
     (K, h, w, C) float32, TARGET_PARAMS__3 (K, 162) float32 → REENACTED__0 (K, H, W, 3) uint8;
-    H, W, h, w, C those of model_repository/reenactor/config.pbtxt, K dynamic."""
+    H, W, h, w, C those of the geometric render contract (reenact.reenactors.contract), K
+    dynamic."""
     reenactor = reenactor or GeometricReenactor(full_frame=True)
     if not reenactor.full_frame:
         raise ValueError("only the full-frame path of the reenactor can be exported to ONNX")
-    config = read_config(PRODUCTION_REPOSITORY / REENACTOR_MODEL)
-    examples = []  # zeros of the config's shapes, K = 2: the path has no branch on the data
-    for tensor in config.input:
-        dims = [2 if d == -1 else d for d in tensor.dims]
-        dtype = torch.uint8 if tensor.data_type == model_config_pb2.TYPE_UINT8 else torch.float32
-        examples.append(torch.zeros(dims, dtype=dtype))
+    dims = GEOMETRIC.tensor_dims()
+    examples = []  # zeros of the contract's shapes, K = 2: the path has no branch on the data
+    for name in REENACTOR_INPUTS:
+        dtype = torch.uint8 if name == REENACTOR_INPUTS[0] else torch.float32
+        examples.append(torch.zeros([2 if d == -1 else d for d in dims[name]], dtype=dtype))
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # the deprecated TorchScript-based exporter, and the tracer's notes on the Python ints
@@ -195,11 +196,15 @@ def _ensemble_config(mesh: model_config_pb2.ModelConfig) -> model_config_pb2.Mod
 
 def _reenactor_config(production: model_config_pb2.ModelConfig) -> model_config_pb2.ModelConfig:
     """The ONNX reenactor's config: the production tensors and instances on ONNX Runtime (the
-    PyTorch backend's parameters dropped)."""
+    PyTorch backend's parameters dropped), with the geometric contract's fixed channel count."""
     config = model_config_pb2.ModelConfig()
     config.CopyFrom(production)
     config.platform = "onnxruntime_onnx"
     config.ClearField("parameters")
+    dims = GEOMETRIC.tensor_dims()  # the ONNX graph is the geometric one: its channel count
+    for tensor in [*config.input, *config.output]:
+        del tensor.dims[:]
+        tensor.dims.extend(dims[tensor.name])
     return config
 
 

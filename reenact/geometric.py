@@ -13,9 +13,10 @@ the grid of a bilinear d-times downsampling (``F.interpolate(..., align_corners=
 back exactly). The correspondence is piecewise linear, so the reenactor upsamples it bilinearly.
 Coordinates stored in the channels are always canvas pixels, whatever d.
 
-Channel layout of a render (h, w, C) float32, C = ``N_CHANNELS`` = 10; 0 wherever nothing is drawn
-(the normalised coordinate code of :mod:`reenact.pncc` is not rendered here: geometric mode does
-not use it):
+Channel layout of a render (h, w, C) float32 (declared in :mod:`reenact.reenactors.contract`),
+C = ``N_CHANNELS`` = 10 for the geometric mode; 0 wherever nothing is drawn. The learned modes'
+contract adds the normalised coordinate code of :mod:`reenact.pncc` (PNCC) as channels 10..12,
+static per vertex (``ReenactorRenderer(contract=LEARNED)``):
 
 =====  ==============  ===================================================================
 index  name            meaning
@@ -83,12 +84,24 @@ from reenact.morphable import (
     MorphableModel,
     rotation_matrix,
 )
-from reenact.pncc import FACE_VERTEX_COUNT
+from reenact.pncc import FACE_VERTEX_COUNT, ncc
+from reenact.reenactors.contract import (
+    CAVITY_SHADE,
+    COVERAGE,
+    EXPRESSION_SHADE,
+    GEOMETRIC,
+    MOUTH_ALPHA,
+    N_GEOMETRIC_CHANNELS,
+    PNCC_FIRST,
+    SRC_X,
+    SRC_Y,
+    SRC_Z,
+    TEETH_SHADE,
+    WARP_WEIGHT,
+    RenderContract,
+)
 
-SRC_X, SRC_Y, SRC_Z, COVERAGE, WARP_WEIGHT = 0, 1, 2, 3, 4
-TEETH_SHADE, GUMS_SHADE, CAVITY_SHADE, MOUTH_ALPHA = 5, 6, 7, 8
-EXPRESSION_SHADE = 9
-N_CHANNELS = 10
+N_CHANNELS = N_GEOMETRIC_CHANNELS
 SRC_XY = slice(SRC_X, SRC_Y + 1)
 MOUTH_SHADES = slice(TEETH_SHADE, CAVITY_SHADE + 1)  # in the order of MOUTH_MATERIAL_ORDER
 MOUTH_MATERIAL_ORDER = ("teeth", "gums", "cavity")
@@ -189,8 +202,14 @@ class ReenactorRenderer:
     Built once per model; :meth:`render` is the per-request hot path.
     """
 
-    def __init__(self, model: MorphableModel, config: RendererConfig | None = None) -> None:
+    def __init__(
+        self,
+        model: MorphableModel,
+        config: RendererConfig | None = None,
+        contract: RenderContract = GEOMETRIC,
+    ) -> None:
         self.config = config or RendererConfig()
+        self.contract = contract
         drawn = self._drawn_triangles(model)
         used = np.unique(model.triangles[drawn])
         mouth_range = np.isin(used, self._vertices_of(model, MOUTH_MATERIALS)) | (
@@ -215,7 +234,8 @@ class ReenactorRenderer:
         assert not self.is_eye[self._mouth_start :].any()
         self._eye_index = np.flatnonzero(self.is_eye)  # all before the mouth slice
         self._identity_cache: tuple[bytes, torch.Tensor] | None = None
-        self._attribute_buffer = np.empty((0, used.size, N_CHANNELS), np.float32)
+        self._attribute_buffer = np.empty((0, used.size, contract.n_channels), np.float32)
+        self._pncc = ncc(model)[used] if contract.pncc else None  # (N, 3), static
         chin_y = float(model.neutral[model.landmarks_68[8], 1])
         self._follow = _smoothstep(
             model.neutral[used, 1],
@@ -479,9 +499,11 @@ class ReenactorRenderer:
         m = self._mouth_start
         out = self._attribute_buffer
         if out.shape[0] != b:
-            out = np.zeros((b, n, N_CHANNELS), np.float32)
+            out = np.zeros((b, n, self.contract.n_channels), np.float32)
             out[:, :, COVERAGE] = 1.0
             out[:, m:, MOUTH_ALPHA] = 1.0
+            if self._pncc is not None:
+                out[:, :, PNCC_FIRST : PNCC_FIRST + 3] = self._pncc
             self._attribute_buffer = out
         torch.from_numpy(out)[:, :, SRC_X : SRC_Z + 1] = image[0]
         grazing = _smoothstep(facing[:, :m], cfg.grazing_low, cfg.grazing_high)

@@ -27,6 +27,7 @@ from reenact.geometric import ReenactorRenderer
 from reenact.morphable import EXPR_SLICE, ID_SLICE, N_EXPRESSION, ROT_SLICE, MorphableModel
 from reenact.postprocess import PostprocessConfig, postprocess
 from reenact.preprocess import FacePreprocessor, PreprocessConfig, face_index_option
+from reenact.reenactors import DEFAULT_MODE, get_mode
 from reenact.templates import TemplateDatabase, facs_database
 
 OUTPUT_FORMATS = ("jpeg", "png")
@@ -52,8 +53,12 @@ class ReenactmentConfig:
     paste_threshold: int = 3  # grey levels from which a canvas pixel counts as changed
     encode_threads: int = 2
     torch_threads: int = 2
+    # geometric, neural or hybrid: what the reenactor model is and what is rendered for it
+    # (reenact.reenactors); a learned mode needs its trained model in the repository
+    reenactor_mode: str = DEFAULT_MODE
 
     def __post_init__(self) -> None:
+        get_mode(self.reenactor_mode)  # ValueError naming the modes
         if len(self.max_head_pose_deg) != 3:
             raise ValueError("max_head_pose_deg must be 3 angles: yaw, pitch, roll")
         if self.default_output_format not in OUTPUT_FORMATS:
@@ -348,7 +353,7 @@ class Reenactment:
         self.templates = load_templates(config, catalogue)
         self.preprocess = FacePreprocessor(preprocess_config)
         self.postprocess = postprocess_config or PostprocessConfig()
-        self.renderer = ReenactorRenderer(model)
+        self.renderer = ReenactorRenderer(model, contract=get_mode(config.reenactor_mode).contract)
         self.encoder = ImageEncoder(config)
         self.predict_mesh = predict_mesh
         self.reenact = reenact

@@ -30,7 +30,7 @@ in one batch:
    displacement samples pixel centres exactly, so far background equals the source.
 
 Inputs: source_canvas (H, W, 3) uint8, source_render (h, w, C) float32, target_render
-(K, h, w, C) float32 (C = 9, layout in :mod:`reenact.geometric`), target_params (K, 162)
+(K, h, w, C) float32 (C >= 10, layout in :mod:`reenact.reenactors.contract`), target_params (K, 162)
 float32. Output: (K, H, W, 3) uint8.
 """
 
@@ -41,7 +41,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from reenact.geometric import (
+from reenact.morphable import SCALE_SLICE
+from reenact.reenactors.contract import (
     COVERAGE,
     EXPRESSION_SHADE,
     MOUTH_ALPHA,
@@ -51,7 +52,6 @@ from reenact.geometric import (
     TEETH_SHADE,
     WARP_WEIGHT,
 )
-from reenact.morphable import SCALE_SLICE
 
 
 @dataclass(frozen=True)

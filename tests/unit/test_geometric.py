@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -337,16 +334,6 @@ def test_scripted_equals_eager(model, renderer, reenactor, canvas):
             torch.from_numpy(targets),
         )
     np.testing.assert_array_equal(out.numpy(), eager)
-
-
-def test_served_render_inputs_have_the_renderers_channel_count():
-    config = (
-        Path(__file__).resolve().parents[2] / "model_repository/reenactor/config.pbtxt"
-    ).read_text()
-    for name in ("SOURCE_RENDER__1", "TARGET_RENDER__2"):
-        block = config[config.index(f'"{name}"') :]
-        dims = re.search(r"dims: \[([^\]]*)\]", block).group(1)
-        assert int(dims.split(",")[-1]) == N_CHANNELS, name
 
 
 def test_source_render_has_no_expression_shading(model, renderer):

@@ -17,6 +17,7 @@ from export import check_repository, export_onnx
 from reenact import mesh_predictor
 from reenact.geometric import ReenactorRenderer
 from reenact.morphable import MorphableModel
+from reenact.reenactors.contract import GEOMETRIC
 from reenact.serving.local_repo import PRODUCTION_REPOSITORY, read_config
 from tests.unit.test_torch_compat import H, W, face, mesh_predictor_inputs, reenactor_inputs
 
@@ -138,8 +139,18 @@ def test_repository_variant_keeps_the_production_interface(repository):
     )
     assert reenactor.platform == "onnxruntime_onnx"
     assert (repository / export_onnx.REENACTOR_MODEL / "1" / export_onnx.ONNX_FILE).is_file()
-    for field in ("input", "output", "max_batch_size", "instance_group"):
+    for field in ("max_batch_size", "instance_group"):
         assert getattr(reenactor, field) == getattr(production, field), field
+    # the same tensors; the ONNX graph fixes the geometric mode's channel count where the
+    # production config leaves the mode's count open (-1)
+    pairs = [
+        *zip(reenactor.input, production.input, strict=True),
+        *zip(reenactor.output, production.output, strict=True),
+    ]
+    for onnx_tensor, served in pairs:
+        assert (onnx_tensor.name, onnx_tensor.data_type) == (served.name, served.data_type)
+        assert tuple(onnx_tensor.dims) == GEOMETRIC.tensor_dims()[served.name]
+        assert all(p in (-1, o) for o, p in zip(onnx_tensor.dims, served.dims, strict=True))
 
 
 @pytest.mark.parametrize(

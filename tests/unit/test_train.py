@@ -1,9 +1,9 @@
 """Training on a tiny dataset made from the real-photo corpus by the product's own pipeline.
 
-The dataset: 3 photos, 2 people (the astronaut upright and turned by 20 degrees; Tom Hanks's
-close-up), prepared by ``reenact.neural.data.prepare_dataset`` (detector, canvas, landmark-fit
-mesh predictor, PNCC renders). The reenactor trains at 32 x 24 pixels (the 512 x 384 canvas
-shrunk 16 times) and batch 1 to fit the CPU budget; the predictor at its real 192 x 192 input.
+The dataset: :func:`tests.neural_runs.tiny_dataset` (3 photos of 2 people from the real-photo
+corpus, prepared by the product's own pipeline). The reenactor trains at 32 x 24 pixels (the
+512 x 384 canvas shrunk 16 times) and batch 1 to fit the CPU budget; the predictor at its real
+192 x 192 input.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from reenact.__main__ import main
 from reenact.neural.config import (
@@ -25,10 +24,8 @@ from reenact.neural.config import (
 )
 from reenact.neural.data import (
     PredictorBatches,
-    Preparer,
     ReenactorBatches,
     load_index,
-    prepare_dataset,
 )
 from reenact.neural.train import (
     CHECKPOINT,
@@ -37,22 +34,12 @@ from reenact.neural.train import (
     ReenactorTrainer,
     train_predictor,
 )
-from reenact.pipeline import MESH_PREDICTOR_FILE
-from tests import corpus
-
-PEOPLE = {"astronaut": ("astronaut", "turned_20deg"), "tom": ("tom_hanks_closeup",)}
+from tests.neural_runs import tiny_dataset
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("neural")
-    photos = {p.name: p.image for p in corpus.human_photos()}
-    for person, names in PEOPLE.items():
-        (root / "photos" / person).mkdir(parents=True)
-        for name in names:
-            Image.fromarray(photos[name]).save(root / "photos" / person / f"{name}.png")
-    prepare_dataset(root / "photos", root / "data", Preparer.default(MESH_PREDICTOR_FILE))
-    return root / "data"
+    return tiny_dataset(tmp_path_factory.mktemp("neural"))
 
 
 def test_prepared_dataset_format(dataset):

@@ -2,6 +2,7 @@
 
 import contextlib
 import ctypes
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ from reenact.morphable import MorphableModel
 from reenact.postprocess import PostprocessConfig
 from reenact.preprocess import PreprocessConfig
 from reenact.reenactment import Reenactment, ReenactmentConfig
+from reenact.reenactors import check_model_file, get_mode
 from reenact.serving import backend
 from reenact.serving.params import from_model_config
 
@@ -60,6 +62,10 @@ class TritonPythonModel:
         preprocess = from_model_config(PreprocessConfig, model_config, section="preprocess")
         postprocess = from_model_config(PostprocessConfig, model_config, section="postprocess")
         torch.set_num_threads(config.torch_threads)
+        # a learned reenactor_mode must find its trained model beside this one: fail the load
+        # now, saying what to train, rather than every request later
+        reenactor_dir = Path(args["model_repository"]).parent / "reenactor"
+        check_model_file(get_mode(config.reenactor_mode), reenactor_dir)
         self.reenactment = Reenactment(
             config, MorphableModel.load(), predict_mesh, reenact, preprocess, postprocess
         )
