@@ -3,13 +3,16 @@ served modules, the mode recorded in model files, and the load-time check."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from export import build_reenactor
+from reenact.__main__ import main
 from reenact.geometric import ReenactorRenderer
 from reenact.morphable import EXPR_SLICE, N_PARAMS, ROT_SLICE, TRANS_SLICE, MorphableModel
 from reenact.neural import data as neural_data
@@ -30,6 +33,7 @@ from reenact.reenactors import (
 from reenact.reenactors import geometric as geometric_mode
 from reenact.reenactors import neural as neural_modes
 from reenact.serving.local_repo import PRODUCTION_REPOSITORY, read_config
+from tests import corpus
 from tests.neural_runs import tiny_dataset, tiny_run
 
 H, W = contract.CANVAS_HEIGHT, contract.CANVAS_WIDTH
@@ -217,3 +221,21 @@ def test_a_trained_run_exports_traced_equal_to_eager(runs, tmp_path, training_mo
     wrong = "hybrid" if served == "neural" else "neural"
     argv[1] = wrong
     assert build_reenactor.main(argv) == 2  # a run of one mode is not exported as the other
+
+
+def test_eval_runs_trained_checkpoints_as_served(runs, tmp_path):
+    """``python -m reenact eval`` puts each learned run beside the geometric row, running it
+    through the served module and the learned modes' renders."""
+    photos = {p.name: p.image for p in corpus.human_photos()}
+    pair = tmp_path / "pairs" / "astronaut_turn"
+    pair.mkdir(parents=True)
+    Image.fromarray(photos["astronaut"]).save(pair / "source.png")
+    Image.fromarray(photos["turned_20deg"]).save(pair / "driving.png")
+    table = tmp_path / "metrics.csv"
+    argv = ["eval", str(tmp_path / "pairs"), "--no-csim", "--csv", str(table)]
+    argv += ["--checkpoint", str(runs["full"]), "--checkpoint", str(runs["hybrid"])]
+    assert main(argv) == 0
+    rows = {r["mode"]: r for r in csv.DictReader(table.open()) if r["pair"] == "mean"}
+    assert set(rows) == {"geometric", "neural:full", "neural:hybrid"}
+    for row in rows.values():
+        assert 5.0 < float(row["psnr"]) < 60.0 and 0.0 < float(row["ssim"]) <= 1.0
