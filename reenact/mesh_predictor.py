@@ -25,6 +25,8 @@ from reenact.fit import FitConfig, LandmarkFitter
 from reenact.landmarks import facemesh, mediapipe_dir
 from reenact.landmarks.facemesh import FaceMesh
 from reenact.morphable import MorphableModel
+from reenact.neural.config import PREDICTOR_WIDTHS, PredictorTrainConfig, load_config
+from reenact.neural.predictor import RegressionMeshPredictor
 
 CROP_SIZE = facemesh.INPUT_SIZE
 
@@ -73,6 +75,24 @@ class MeshPredictor(nn.Module):
         return self.fit(landmarks), landmarks, presence
 
 
+class RegressedMeshPredictor(nn.Module):
+    """The mesh predictor with a trained regression network for the parameters
+    (:class:`reenact.neural.predictor.RegressionMeshPredictor`, one forward pass instead of the
+    landmark fit); FaceMesh still gives the landmarks and the presence that the face gate reads.
+    Same tensors as :class:`MeshPredictor`."""
+
+    def __init__(self, mesh: FaceMesh, regressor: nn.Module) -> None:
+        super().__init__()
+        self.network = LandmarkNetwork(mesh)
+        self.regressor = regressor
+
+    def forward(self, crop: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """crop: (B, 192, 192, 3) uint8. Returns params (B, 162), landmarks (B, 468, 3),
+        presence (B, 1), all float32."""
+        landmarks, presence = self.network(crop)
+        return self.regressor(crop), landmarks, presence
+
+
 def build(
     model: MorphableModel | None = None,
     correspondence: Correspondence | None = None,
@@ -85,3 +105,25 @@ def build(
     mesh = FaceMesh.load((assets or mediapipe_dir()) / facemesh.WEIGHTS_FILE)
     fitter = LandmarkFitter(model, table.tri_vertices, table.barycentric, config)
     return MeshPredictor(mesh, fitter).eval()
+
+
+def build_regressed(run: Path, assets: Path | None = None) -> RegressedMeshPredictor:
+    """The predictor whose parameters come from a trained regression network: ``run`` is a
+    ``python -m reenact train predictor`` run folder (config.json, last.pt) or its last.pt."""
+    folder = run if run.is_dir() else run.parent
+    weights = run if run.is_file() else folder / "last.pt"
+    config = load_config(PredictorTrainConfig, folder / "config.json")
+    if config.crop_size != CROP_SIZE:
+        raise ValueError(
+            f"{run}: trained on {config.crop_size} px crops, served crops are {CROP_SIZE}"
+        )
+    regressor = RegressionMeshPredictor(PREDICTOR_WIDTHS[config.width], config.crop_size)
+    states = torch.load(weights, map_location="cpu", weights_only=True)
+    regressor.load_state_dict(states["network"])
+    # traced (the BiFPN's fusion reads a Python constant that scripting refuses); the batch
+    # stays dynamic, and the whole predictor can then be scripted around it
+    crop = torch.zeros(2, CROP_SIZE, CROP_SIZE, 3, dtype=torch.uint8)
+    with torch.no_grad():
+        traced = torch.jit.trace(regressor.eval(), crop)
+    mesh = FaceMesh.load((assets or mediapipe_dir()) / facemesh.WEIGHTS_FILE)
+    return RegressedMeshPredictor(mesh, traced).eval()

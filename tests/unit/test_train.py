@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from export import build_mesh_predictor, check_repository
 from reenact.__main__ import main
 from reenact.neural.config import (
+    PREDICTOR_WIDTHS,
     PredictorTrainConfig,
     ReenactorLossWeights,
     ReenactorTrainConfig,
@@ -27,6 +30,7 @@ from reenact.neural.data import (
     ReenactorBatches,
     load_index,
 )
+from reenact.neural.predictor import RegressionMeshPredictor
 from reenact.neural.train import (
     CHECKPOINT,
     LOSSES_CSV,
@@ -34,6 +38,8 @@ from reenact.neural.train import (
     ReenactorTrainer,
     train_predictor,
 )
+from reenact.pipeline import MESH_PREDICTOR_FILE
+from reenact.serving.local_repo import PRODUCTION_REPOSITORY
 from tests.neural_runs import tiny_dataset
 
 
@@ -125,3 +131,31 @@ def test_training_command_logs_checkpoints_and_resumes(dataset, tmp_path):
     train_predictor(resumed)
     assert [r["step"] for r in csv.DictReader((out / LOSSES_CSV).open())] == ["2", "4", "6"]
     assert torch.load(out / CHECKPOINT, weights_only=True)["step"] == 6
+
+
+def test_a_trained_regressor_exports_as_the_mesh_predictor(dataset, tmp_path):
+    """``export/build_mesh_predictor.py --regressor RUN`` serves the regression network's
+    parameters with FaceMesh's landmarks and presence, under the mesh predictor's tensors."""
+    run = tmp_path / "run"
+    config = {"data": str(dataset), "out": str(run), "steps": 2, "batch_size": 2}
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    assert main(["train", "predictor", "--config", str(tmp_path / "c.json")]) == 0
+    model_dir = tmp_path / "mesh_predictor"
+    model_dir.mkdir()
+    shutil.copy(PRODUCTION_REPOSITORY / "mesh_predictor" / "config.pbtxt", model_dir)
+    out = model_dir / "1" / "model.pt"
+    assert build_mesh_predictor.main(["--regressor", str(run), "--out", str(out)]) == 0
+    assert check_repository.torchscript_mismatches(model_dir) == []
+    served = torch.jit.load(str(out))
+    default = torch.jit.load(str(MESH_PREDICTOR_FILE))
+    crops = torch.from_numpy(PredictorBatches(dataset, 2, seed=0)[0]["crop"].numpy())
+    regressor = RegressionMeshPredictor(PREDICTOR_WIDTHS["narrow"])
+    regressor.load_state_dict(torch.load(run / CHECKPOINT, weights_only=True)["network"])
+    with torch.inference_mode():
+        params, landmarks, presence = served(crops)
+        _, expected_landmarks, expected_presence = default(crops)
+        expected_params = regressor.eval()(crops)
+    # the same modules, scripted or eager, on the same crops: float32 round-off only
+    torch.testing.assert_close(params, expected_params, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(landmarks, expected_landmarks, rtol=0, atol=1e-3)
+    torch.testing.assert_close(presence, expected_presence, rtol=0, atol=1e-4)
