@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # git-ignored local settings, e.g. `export REENACT_ICT_DIR := /data/ict-facekit` (docs/assets.md)
 -include local.mk
 
-.PHONY: bench-pncc onnx-repository setup test test-unit test-e2e lint format serve demo perf bench clean distclean
+.PHONY: bench-pncc measure-networks onnx-repository setup test test-unit test-e2e lint format serve demo perf bench clean distclean
 
 ASSETS := build/assets
 MEDIAPIPE := $(ASSETS)/mediapipe/blazeface.pt $(ASSETS)/mediapipe/blazeface_full_range.pt $(ASSETS)/mediapipe/facemesh.pt
@@ -55,11 +55,31 @@ $(MEDIAPIPE) &: $(STAMP)/deps export/extract_mediapipe.py export/convert_mediapi
 	$(PY) export/extract_mediapipe.py
 	$(PY) export/convert_mediapipe.py
 
-$(MESH_PREDICTOR): $(MEDIAPIPE) export/build_mesh_predictor.py reenact/mesh_predictor.py reenact/fit.py reenact/morphable.py reenact/morphable_torch.py reenact/landmarks/facemesh.py reenact/data/facemesh_ict_correspondence.json | $(ICT_MODEL)
+# Each exported model depends on every repository file its export imports (and on the
+# pnccrender install when it imports the rasterizer): build/deps/*.d, written by
+# export/import_deps.py and rewritten whenever one of those files changes.
+DEPS := build/deps
+$(MESH_PREDICTOR): $(MEDIAPIPE) | $(ICT_MODEL)
 	$(PY) export/build_mesh_predictor.py
 
-$(REENACTOR): $(STAMP)/deps export/build_reenactor.py reenact/reenactor.py reenact/geometric.py | $(ICT_MODEL)
-	$(PY) export/build_reenactor.py
+# the mode is face_reenactment's reenactor_mode; a learned mode needs REENACTOR_CHECKPOINT, a
+# training run's last.pt (docs/neural.md)
+REENACTOR_CHECKPOINT ?=
+$(REENACTOR): $(STAMP)/deps | $(ICT_MODEL)
+	$(PY) export/build_reenactor.py $(if $(REENACTOR_CHECKPOINT),--checkpoint $(REENACTOR_CHECKPOINT))
+
+$(DEPS)/mesh_predictor.d: export/import_deps.py | $(STAMP)/pnccrender
+	mkdir -p $(DEPS)
+	$(PY) -m export.import_deps export.build_mesh_predictor $(MESH_PREDICTOR) --rule-file $@ --stamp $(STAMP)/pnccrender > $@.tmp && mv $@.tmp $@
+
+$(DEPS)/reenactor.d: export/import_deps.py | $(STAMP)/pnccrender
+	mkdir -p $(DEPS)
+	$(PY) -m export.import_deps export.build_reenactor $(REENACTOR) --rule-file $@ --stamp $(STAMP)/pnccrender > $@.tmp && mv $@.tmp $@
+
+# not for the goals that must not set anything up first
+ifeq ($(filter clean distclean lint format lint-docker,$(MAKECMDGOALS)),)
+-include $(DEPS)/mesh_predictor.d $(DEPS)/reenactor.d
+endif
 
 # where Chromium cannot be installed the browser tests are skipped, saying what is missing
 $(CHROMIUM):
@@ -119,7 +139,11 @@ bench: setup
 	$(PY) -m clients.perf.bench_reenactment
 
 bench-pncc: setup
-	$(PY) pnccrender/bench/bench.py
+	$(PY) -m clients.perf.pncc.bench
+
+# parameters, FLOPs and CPU latency of the learned networks (docs/neural.md, "Cost")
+measure-networks: $(STAMP)/deps
+	$(PY) -m export.measure_networks --latency --out build/neural/cost.csv
 
 clean:
 	rm -f $(MESH_PREDICTOR) $(REENACTOR)

@@ -1,6 +1,6 @@
 """Render PNCC previews of the ICT head to PNG (run from the repository root).
 
-``python pnccrender/bench/preview.py [out_dir]`` writes, under out_dir (default out/pncc):
+``python -m clients.perf.pncc.preview [out_dir]`` writes, under out_dir (default out/pncc):
 neutral.png and expression.png (jawOpen, mouthSmile_L/R, browInnerUp_L/R = 1), each the face
 area and the whole head side by side, 512 x 384 per panel, frontal and turned (yaw 0.5).
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scenes import face_params
 
+from clients.perf.pncc.scenes import face_params
 from reenact.morphable import EXPR_SLICE, ROT_SLICE, MorphableModel
 from reenact.pncc import PnccRenderer
 

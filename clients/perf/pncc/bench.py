@@ -1,6 +1,6 @@
 """Benchmark pnccrender against a vectorised PyTorch rasterizer on ICT face PNCCs.
 
-Run from the repository root: ``python pnccrender/bench/bench.py [--repeats 20]``.
+Run from the repository root: ``python -m clients.perf.pncc.bench [--repeats 20]``.
 One ICT face-area mesh (9,409 vertices, 18,460 triangles) and a batch of 16, at 512 x 384
 (H x W), the face spanning ~60% of the image height.
 """
@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from baseline_torch import render_torch
-from scenes import face_params
 
 import pnccrender
+from clients.perf.pncc.baseline_torch import render_torch
+from clients.perf.pncc.scenes import face_params
 from reenact.morphable import MorphableModel
 from reenact.pncc import FACE_VERTEX_COUNT, PnccRenderer
 
