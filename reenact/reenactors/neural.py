@@ -179,12 +179,16 @@ def example_inputs(targets: int = 2) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     )
 
 
-def build(checkpoint: Path) -> tuple[ReenactorMode, torch.jit.ScriptModule]:
-    """The traced served module of a run, and its mode."""
-    mode, module = served_module(checkpoint)
+def trace(module: nn.Module) -> torch.jit.ScriptModule:
+    """A served module traced on inputs of the contract's shapes (K stays dynamic)."""
     with warnings.catch_warnings(), torch.no_grad():
         # the tracer's notes on the Python ints and branches it fixes: the canvas and render
         # sizes, fixed by the contract (K, the only free size, stays dynamic)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        traced = torch.jit.trace(module, example_inputs(), check_trace=False)
-    return mode, traced
+        return torch.jit.trace(module, example_inputs(), check_trace=False)
+
+
+def build(checkpoint: Path) -> tuple[ReenactorMode, torch.jit.ScriptModule]:
+    """The traced served module of a run, and its mode."""
+    mode, module = served_module(checkpoint)
+    return mode, trace(module)
