@@ -1,6 +1,7 @@
 """The learned machinery of the thesis: networks, losses, data, training (docs/neural.md).
 
-Nothing here is used by the served models yet; the product's reenactor is the geometric one
-(:mod:`reenact.reenactor`). Every pretrained backbone loads from a local file named in a config;
-nothing is ever downloaded.
+The served default is the geometric reenactor (:mod:`reenact.reenactor`); a trained reenactor
+is served through :mod:`reenact.reenactors.neural`, a trained regression mesh predictor through
+:func:`reenact.mesh_predictor.build_regressed`. Every pretrained backbone loads from a local file
+named in a config; nothing is ever downloaded.
 """
