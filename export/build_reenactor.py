@@ -14,24 +14,36 @@ face_reenactment checks when it loads.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
+from reenact.assets import REPO_ROOT
 from reenact.reenactor import ReenactorConfig
 from reenact.reenactors import MODES, get_mode, save_model, train_and_export_hint
 from reenact.reenactors import geometric as geometric_mode
 from reenact.reenactors import neural as neural_modes
-from reenact.serving.local_repo import PRODUCTION_REPOSITORY, read_config
 
+PRODUCTION_REPOSITORY = REPO_ROOT / "model_repository"
 DEFAULT_OUT = PRODUCTION_REPOSITORY / "reenactor" / "1" / "model.pt"
 MODE_PARAMETER = "reenactor_mode"  # of face_reenactment's config.pbtxt
 
 
+# one `parameters { key: "reenactor_mode" value { string_value: "..." } }` entry of the protobuf
+# text (read without tritonclient, which the image's export step does not install)
+MODE_ENTRY = re.compile(
+    r'key:\s*"' + MODE_PARAMETER + r'"\s*value\s*\{\s*string_value:\s*"(?P<mode>[^"]*)"'
+)
+
+
 def configured_mode(repository: Path = PRODUCTION_REPOSITORY) -> str:
     """``reenactor_mode`` of the repository's face_reenactment."""
-    parameters = read_config(repository / "face_reenactment").parameters
-    return parameters[MODE_PARAMETER].string_value
+    config = repository / "face_reenactment" / "config.pbtxt"
+    found = MODE_ENTRY.findall(config.read_text())
+    if len(found) != 1:
+        raise ValueError(f"{config}: expected one {MODE_PARAMETER} parameter, found {len(found)}")
+    return found[0]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -88,6 +88,8 @@ def test_every_mode_fits_the_reenactor_config():
 
 
 def test_face_reenactment_names_a_mode():
+    parsed = read_config(PRODUCTION_REPOSITORY / "face_reenactment").parameters
+    assert build_reenactor.configured_mode() == parsed["reenactor_mode"].string_value
     assert build_reenactor.configured_mode() in MODES
     with pytest.raises(ValueError, match="geometric, neural, hybrid"):
         get_mode("learned")
