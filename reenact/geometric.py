@@ -56,9 +56,22 @@ tooth (0 at the tooth's middle, 1 at its sides, along the dental arch): the teet
 by ``teeth_gap_dark`` towards the sides, so the gaps between teeth show dark, and by
 ``teeth_back_dark`` on the lingual side, which only shows through gaps.
 
+Mouth detail: at half resolution a tooth of a face a few hundred pixels wide is 3-5 render
+pixels across, and the gaps between teeth blur into a grey band. So the mouth channels
+(MOUTH_DETAIL: TEETH_SHADE .. MOUTH_ALPHA) are also rendered at canvas resolution in a window:
+the box of the render pixels where some target shows its mouth interior, grown by
+MOUTH_DETAIL_MARGIN render pixels (:func:`mouth_detail_window`), every triangle drawn (the lips
+hide the interior behind them), in a second pnccrender call of the K targets over that window
+only. The result (K, rows, cols, 4) is packed after the K target renders as zero-padded render
+slices (:func:`pack_mouth_detail`): ``render`` returns (K + n, h, w, C), n = 0 when no target
+shows its mouth interior. The reenactor computes the same window from the targets' MOUTH_ALPHA,
+so the served inputs keep their shapes (K + n for K). The other channels stay at half
+resolution: the correspondence is piecewise linear and upsamples near exactly.
+
 In the source render (index 0 of the batch) SRC_X, SRC_Y are the pixel's own (canvas) coordinates
 and SRC_Z is its z-buffer depth. For K = 15 at 512 x 384 the renders are 16 x 256 x 192 x 10
-float32, 31 MB (they were 151 MB at full resolution with PNCC).
+float32, 31 MB (they were 151 MB at full resolution with PNCC), plus one or two slices of
+mouth detail.
 """
 
 from __future__ import annotations
@@ -93,6 +106,12 @@ SRC_XY = slice(SRC_X, SRC_Y + 1)
 MOUTH_SHADES = slice(TEETH_SHADE, CAVITY_SHADE + 1)  # in the order of MOUTH_MATERIAL_ORDER
 MOUTH_MATERIAL_ORDER = ("teeth", "gums", "cavity")
 
+# The mouth at canvas resolution (module docstring, "Mouth detail"): these channels, rendered in
+# a window around every target's mouth interior grown by MOUTH_DETAIL_MARGIN render pixels.
+MOUTH_DETAIL = slice(TEETH_SHADE, MOUTH_ALPHA + 1)
+MOUTH_DETAIL_CHANNELS = MOUTH_ALPHA + 1 - TEETH_SHADE
+MOUTH_DETAIL_MARGIN = 6
+
 # Vertex ranges of the ICT model (docs/assets.md), half-open.
 HEAD_NECK = range(9409, 11248)
 MOUTH_SOCKET = range(11248, 13294)
@@ -111,6 +130,38 @@ BROWS = tuple(range(17, 27))
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
+
+
+def mouth_detail_window(
+    mouth_alpha: torch.Tensor, factor: int, height: int, width: int, margin: int
+) -> list[int]:
+    """[row0, row1, col0, col1) in canvas pixels of the mouth detail: the box of the render
+    pixels where some target's mouth_alpha (K, h, w) float32 is nonzero, grown by ``margin``
+    render pixels, times ``factor`` (canvas pixels per render pixel), clipped to the height x
+    width canvas; [0, 0, 0, 0] when no target shows its mouth interior. TorchScript-able: the
+    renderer and the reenactor both call it, so they agree on the window without passing it."""
+    drawn = (mouth_alpha > 0.0).any(dim=0)
+    rows = torch.nonzero(drawn.any(dim=1)).flatten()
+    cols = torch.nonzero(drawn.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        return [0, 0, 0, 0]
+    return [
+        max((int(rows[0]) - margin) * factor, 0),
+        min((int(rows[-1]) + 1 + margin) * factor, height),
+        max((int(cols[0]) - margin) * factor, 0),
+        min((int(cols[-1]) + 1 + margin) * factor, width),
+    ]
+
+
+def pack_mouth_detail(detail: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The mouth detail (K, rows, cols, MOUTH_DETAIL_CHANNELS) float32 laid out as render
+    slices (n, h, w, N_CHANNELS) float32, n as few as hold it, zero-padded at the end: the
+    reenactor reads it back from the slices after the K target renders."""
+    per_slice = h * w * N_CHANNELS
+    n = -(-detail.size // per_slice)
+    packed = np.zeros(n * per_slice, np.float32)
+    packed[: detail.size] = detail.reshape(-1)
+    return packed.reshape(n, h, w, N_CHANNELS)
 
 
 def tooth_labels(triangles: np.ndarray, n_vertices: int) -> np.ndarray:
@@ -163,6 +214,7 @@ class RendererConfig:
     shade_ratio_min: float = 0.8  # target / source shade clamped to this …
     shade_ratio_max: float = 1.15  # … and this
     downscale: int = 2  # render at 1 / downscale of the canvas size (module docstring)
+    mouth_detail: bool = True  # also render the mouth window at canvas resolution
     num_threads: int | None = None  # pnccrender threads (None: one per hardware thread)
 
 
@@ -416,15 +468,46 @@ class ReenactorRenderer:
         # Single-threaded numpy last, so torch's worker threads are idle when pnccrender starts.
         attributes = self._attributes(image, facing.numpy(), shape.numpy(), shade_change)
         d = self.config.downscale
+        h, w = -(-height // d), -(-width // d)
         result = pnccrender.render(
-            vertices.numpy(),
-            self.triangles,
-            attributes,
-            -(-height // d),
-            -(-width // d),
-            num_threads=self.config.num_threads,
+            vertices.numpy(), self.triangles, attributes, h, w, num_threads=self.config.num_threads
         )
-        return result.image[0], result.image[1:]
+        target_render = result.image[1:]
+        if self.config.mouth_detail and d > 1:
+            detail = self._mouth_detail(image[1:], attributes[1:], target_render, height, width)
+            if detail is not None:
+                target_render = np.concatenate([target_render, pack_mouth_detail(detail, h, w)])
+        return result.image[0], target_render
+
+    def _mouth_detail(
+        self,
+        image: torch.Tensor,
+        attributes: np.ndarray,
+        target_render: np.ndarray,
+        height: int,
+        width: int,
+    ) -> np.ndarray | None:
+        """(K, rows, cols, MOUTH_DETAIL_CHANNELS) float32: the MOUTH_DETAIL channels rendered at
+        canvas resolution in :func:`mouth_detail_window` (every triangle drawn: the lips hide
+        the interior behind them); None when no target shows its mouth interior.
+        image: (K, N, 3) canvas pixels of the targets; attributes: (K, N, C) their attributes;
+        target_render: (K, h, w, C) the targets' reduced render."""
+        d = self.config.downscale
+        alpha = torch.from_numpy(target_render[..., MOUTH_ALPHA])
+        y0, y1, x0, x1 = mouth_detail_window(alpha, d, height, width, MOUTH_DETAIL_MARGIN)
+        if y0 >= y1 or x0 >= x1:
+            return None
+        origin = torch.tensor([PIXEL_CENTRE - x0, PIXEL_CENTRE - y0, 0.0])
+        vertices = (image + origin).numpy()
+        channels = np.ascontiguousarray(attributes[:, :, MOUTH_DETAIL])
+        return pnccrender.render(
+            vertices,
+            self.triangles,
+            channels,
+            y1 - y0,
+            x1 - x0,
+            num_threads=self.config.num_threads,
+        ).image
 
     def _expression_shading(
         self, expression: np.ndarray, source_normals: torch.Tensor, source_rotation: np.ndarray
