@@ -204,7 +204,7 @@ class RendererConfig:
     teeth_gap_start: float = 0.55  # across a tooth (0 middle, 1 side): darkening starts …
     teeth_gap_dark: float = 0.75  # … and the shade falls by this share at its side
     teeth_back_dark: float = 0.5  # shade lost on the back (lingual) side of the teeth
-    light: tuple[float, float, float] = (0.0, 0.6, 1.0)  # expression shading: light direction
+    light: tuple[float, float, float] = (0.0, 0.4, 1.0)  # expression shading: light direction
     # in the source's view (x right, y up, z to the camera), from above the camera
     shade_ambient: float = 0.3  # expression shading: ambient share of the light
     shade_smooth_passes: int = 1  # 1-ring means of the shade change against mesh noise …
@@ -212,7 +212,10 @@ class RendererConfig:
     broad_gain: float = 0.5  # … the broad change weighted by this …
     fold_gain: float = 2.5  # … and the folds by this (the blendshapes' folds are too shallow)
     shade_ratio_min: float = 0.8  # target / source shade clamped to this …
-    shade_ratio_max: float = 1.15  # … and this
+    shade_ratio_max: float = 1.15  # … and this, …
+    lighten_beyond_neutral: float = 0.08  # … and at most this lighter than the source's face
+    # with a neutral expression: the source's own folds lighten, no pale blotches elsewhere
+    # (from shade_ratio_max - 1 on: no limit)
     downscale: int = 2  # render at 1 / downscale of the canvas size (module docstring)
     mouth_detail: bool = True  # also render the mouth window at canvas resolution
     num_threads: int | None = None  # pnccrender threads (None: one per hardware thread)
@@ -517,8 +520,14 @@ class ReenactorRenderer:
         expression: (B, 55) weights, the source's first; source_normals: (N, 3) of the source
         mesh; source_rotation: (3, 3) model -> view. A target's normals are the source's plus
         the expression change times each blendshape's normal change (linearised: one matmul
-        instead of a normal computation per mesh)."""
+        instead of a normal computation per mesh). A target is lit at most
+        ``lighten_beyond_neutral`` brighter than the source with a neutral expression (computed
+        the same way, one more row): the folds the source has lighten, little else."""
         cfg = self.config
+        b = expression.shape[0]
+        limited = cfg.lighten_beyond_neutral < cfg.shade_ratio_max - 1.0
+        if limited:  # one more row: the source with a neutral expression
+            expression = np.concatenate([expression, np.zeros_like(expression[:1])])
         delta = torch.from_numpy(np.ascontiguousarray(expression - expression[:1]))
         source = source_normals.index_select(0, self._shaded).reshape(1, -1)
         normals = torch.addmm(source, delta, self._normal_basis).reshape(delta.shape[0], -1, 3)
@@ -532,7 +541,10 @@ class ReenactorRenderer:
         broad = self._smooth(change, cfg.fold_passes)
         change = cfg.broad_gain * broad + cfg.fold_gain * (change - broad)
         change = change.clamp(cfg.shade_ratio_min - 1.0, cfg.shade_ratio_max - 1.0)
-        out = torch.zeros(delta.shape[0], self._mouth_start)
+        if limited:
+            neutral = change[:, -1:].clamp_min(0.0)
+            change = torch.minimum(change[:, :-1], neutral + cfg.lighten_beyond_neutral)
+        out = torch.zeros(b, self._mouth_start)
         out[1:, self._shaded] = (change * self._shade_weight).T
         return out
 
