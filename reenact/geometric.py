@@ -1,7 +1,8 @@
 """Renders what the geometric reenactor needs: correspondences, weights and mouth interior.
 
 The source mesh and K target meshes (one 3DMM, same topology) are decoded and rasterized in ONE
-``pnccrender.render`` batch call (B = K + 1: the source first). Every mesh carries per-vertex
+``pnccrender.render`` batch call (B = K + 1: the source last, so that the mouth detail can take
+its place after the K targets without a copy of theirs). Every mesh carries per-vertex
 attributes; the rasterizer interpolates them barycentrically, so each pixel of a target render
 tells where the same surface point lies in the source photo. :mod:`reenact.reenactor` turns that
 into pictures.
@@ -57,18 +58,21 @@ by ``teeth_gap_dark`` towards the sides, so the gaps between teeth show dark, an
 ``teeth_back_dark`` on the lingual side, which only shows through gaps.
 
 Mouth detail: at half resolution a tooth of a face a few hundred pixels wide is 3-5 render
-pixels across, and the gaps between teeth blur into a grey band. So the mouth channels
-(MOUTH_DETAIL: TEETH_SHADE .. MOUTH_ALPHA) are also rendered at canvas resolution in a window:
+pixels across, and the gaps between teeth blur into a grey band. So the mouth shades
+(MOUTH_DETAIL: TEETH_SHADE .. CAVITY_SHADE) are also rendered at canvas resolution in a window:
 the box of the render pixels where some target shows its mouth interior, grown by
-MOUTH_DETAIL_MARGIN render pixels (:func:`mouth_detail_window`), every triangle drawn (the lips
-hide the interior behind them), in a second pnccrender call of the K targets over that window
-only. The result (K, rows, cols, 4) is packed after the K target renders as zero-padded render
-slices (:func:`pack_mouth_detail`): ``render`` returns (K + n, h, w, C), n = 0 when no target
-shows its mouth interior. The reenactor computes the same window from the targets' MOUTH_ALPHA,
-so the served inputs keep their shapes (K + n for K). The other channels stay at half
-resolution: the correspondence is piecewise linear and upsamples near exactly.
+MOUTH_DETAIL_MARGIN render pixels (:func:`mouth_detail_window`), drawing the mouth interior alone
+(its parts hide each other; ``mouth_detail_reach_cm`` adds the skin round it, at a cost), in a
+second pnccrender call of the K targets over that window only. The result (K, rows, cols, 3) is
+packed after the K target renders as zero-padded render slices (:func:`pack_mouth_detail`):
+``render`` returns (K + n, h, w, C), n = 0 when no target shows its mouth interior. The
+reenactor computes the same window from the targets' MOUTH_ALPHA, so the served inputs keep
+their shapes (K + n for K), and takes the detail only where the reduced render shows the
+interior (its upsampled MOUTH_ALPHA is nonzero: elsewhere the skin, not drawn, hides it). The
+outline of the interior stays the reduced render's MOUTH_ALPHA, softened; the correspondence
+channels stay at half resolution too: piecewise linear, they upsample near exactly.
 
-In the source render (index 0 of the batch) SRC_X, SRC_Y are the pixel's own (canvas) coordinates
+In the source render SRC_X, SRC_Y are the pixel's own (canvas) coordinates
 and SRC_Z is its z-buffer depth. For K = 15 at 512 x 384 the renders are 16 x 256 x 192 x 10
 float32, 31 MB (they were 151 MB at full resolution with PNCC), plus one or two slices of
 mouth detail.
@@ -108,8 +112,8 @@ MOUTH_MATERIAL_ORDER = ("teeth", "gums", "cavity")
 
 # The mouth at canvas resolution (module docstring, "Mouth detail"): these channels, rendered in
 # a window around every target's mouth interior grown by MOUTH_DETAIL_MARGIN render pixels.
-MOUTH_DETAIL = slice(TEETH_SHADE, MOUTH_ALPHA + 1)
-MOUTH_DETAIL_CHANNELS = MOUTH_ALPHA + 1 - TEETH_SHADE
+MOUTH_DETAIL = slice(TEETH_SHADE, CAVITY_SHADE + 1)
+MOUTH_DETAIL_CHANNELS = CAVITY_SHADE + 1 - TEETH_SHADE
 MOUTH_DETAIL_MARGIN = 6
 
 # Vertex ranges of the ICT model (docs/assets.md), half-open.
@@ -217,7 +221,9 @@ class RendererConfig:
     # with a neutral expression: the source's own folds lighten, no pale blotches elsewhere
     # (from shade_ratio_max - 1 on: no limit)
     downscale: int = 2  # render at 1 / downscale of the canvas size (module docstring)
-    mouth_detail: bool = True  # also render the mouth window at canvas resolution
+    mouth_detail: bool = True  # also render the mouth window at canvas resolution, drawing …
+    mouth_detail_reach_cm: float = 0.0  # … the mouth interior and the skin this close to its
+    # centre on the mean face (0: the interior alone, its parts hiding each other)
     num_threads: int | None = None  # pnccrender threads (None: one per hardware thread)
 
 
@@ -284,6 +290,23 @@ class ReenactorRenderer:
         self._cavity_front_z = float(model.neutral[self._vertices_of(model, ("M_Teeth",)), 2].max())
         self._teeth_shade = self._teeth_pattern(model, used)[None, self._mouth_start :]  # (1, M)
         self._init_expression_shading(model, used)
+        self._init_mouth_detail(model, used)
+
+    def _init_mouth_detail(self, model: MorphableModel, used: np.ndarray) -> None:
+        """The mesh drawn for the mouth detail: the mouth interior and the triangles of the skin
+        within ``mouth_detail_reach_cm`` of its centre on the mean face; its vertices (indices
+        into the decoded ones) and its triangles over them."""
+        points = model.neutral[used]
+        centre = points[self._mouth_start :].mean(axis=0)
+        near = np.linalg.norm(points - centre, axis=1) < self.config.mouth_detail_reach_cm
+        near[self._mouth_start :] = True
+        triangles = self.triangles[near[self.triangles].all(axis=1)]
+        kept = np.unique(triangles)
+        local = np.full(used.size, -1, np.int64)
+        local[kept] = np.arange(kept.size)
+        self._detail_vertices = kept
+        self._detail_vertex_index = torch.from_numpy(kept)
+        self._detail_triangles = np.ascontiguousarray(local[triangles], np.int32)
 
     def _init_expression_shading(self, model: MorphableModel, used: np.ndarray) -> None:
         """The mesh pieces of the expression shading, all on the S vertices of the front-face
@@ -472,15 +495,25 @@ class ReenactorRenderer:
         attributes = self._attributes(image, facing.numpy(), shape.numpy(), shade_change)
         d = self.config.downscale
         h, w = -(-height // d), -(-width // d)
+        k = targets.shape[0]
         result = pnccrender.render(
-            vertices.numpy(), self.triangles, attributes, h, w, num_threads=self.config.num_threads
+            np.roll(vertices.numpy(), -1, axis=0),  # the source last, as the attributes
+            self.triangles,
+            attributes,
+            h,
+            w,
+            num_threads=self.config.num_threads,
         )
-        target_render = result.image[1:]
+        source_render = result.image[k].copy()
+        target_render = result.image[:k]
         if self.config.mouth_detail and d > 1:
-            detail = self._mouth_detail(image[1:], attributes[1:], target_render, height, width)
-            if detail is not None:
+            detail = self._mouth_detail(image[1:], attributes[:k], target_render, height, width)
+            if detail is not None and detail.size <= h * w * N_CHANNELS:
+                result.image[k].reshape(-1)[: detail.size] = detail.reshape(-1)
+                target_render = result.image[: k + 1]  # the detail in the source's place
+            elif detail is not None:
                 target_render = np.concatenate([target_render, pack_mouth_detail(detail, h, w)])
-        return result.image[0], target_render
+        return source_render, target_render
 
     def _mouth_detail(
         self,
@@ -491,8 +524,10 @@ class ReenactorRenderer:
         width: int,
     ) -> np.ndarray | None:
         """(K, rows, cols, MOUTH_DETAIL_CHANNELS) float32: the MOUTH_DETAIL channels rendered at
-        canvas resolution in :func:`mouth_detail_window` (every triangle drawn: the lips hide
-        the interior behind them); None when no target shows its mouth interior.
+        canvas resolution in :func:`mouth_detail_window` (the mouth interior drawn, and the
+        skin within ``mouth_detail_reach_cm``: where the skin hides the interior the reduced
+        render shows none, and the reenactor takes the detail only where it shows some); None
+        when no target shows its mouth interior.
         image: (K, N, 3) canvas pixels of the targets; attributes: (K, N, C) their attributes;
         target_render: (K, h, w, C) the targets' reduced render."""
         d = self.config.downscale
@@ -501,11 +536,11 @@ class ReenactorRenderer:
         if y0 >= y1 or x0 >= x1:
             return None
         origin = torch.tensor([PIXEL_CENTRE - x0, PIXEL_CENTRE - y0, 0.0])
-        vertices = (image + origin).numpy()
-        channels = np.ascontiguousarray(attributes[:, :, MOUTH_DETAIL])
+        vertices = (image.index_select(1, self._detail_vertex_index) + origin).numpy()
+        channels = attributes[:, self._detail_vertices, MOUTH_DETAIL]
         return pnccrender.render(
             vertices,
-            self.triangles,
+            self._detail_triangles,
             channels,
             y1 - y0,
             x1 - x0,
@@ -568,6 +603,8 @@ class ReenactorRenderer:
 
         Written into a buffer kept between calls (not thread-safe): the channels that never
         change (COVERAGE, the mouth channels off the mouth, MOUTH_ALPHA) are set once per B.
+        Its rows are the meshes in pnccrender's order, the source last (the arguments have it
+        first).
         """
         cfg = self.config
         b, n = facing.shape
@@ -584,10 +621,10 @@ class ReenactorRenderer:
         grazing *= self._static_weight[:m]
         eye = self._eye_index
         grazing[:, eye] = self._static_weight[eye]
-        out[:, :m, WARP_WEIGHT] = grazing  # 0 on the mouth interior (set once)
+        out[:, :m, WARP_WEIGHT] = np.roll(grazing, -1, axis=0)  # 0 on the mouth (set once)
         depth_behind = np.maximum(self._cavity_front_z - model_space[:, m:, 2], 0.0)
         shades = mouth_shades(self.mouth_material[m:], facing[:, m:], depth_behind, cfg)
         shades[:, :, 0] *= self._teeth_shade
-        out[:, m:, MOUTH_SHADES] = shades
-        out[:, :m, EXPRESSION_SHADE] = shade_change.numpy()  # 0 on the mouth (set once)
+        out[:, m:, MOUTH_SHADES] = np.roll(shades, -1, axis=0)
+        out[:, :m, EXPRESSION_SHADE] = np.roll(shade_change.numpy(), -1, axis=0)  # 0 on the mouth
         return out

@@ -282,19 +282,48 @@ class GeometricReenactor(torch.nn.Module):
         detail = extra.reshape(-1)[:size].reshape(k, rows, cols, self.detail_channels)
         return detail.permute(0, 3, 1, 2), box
 
+    def _mouth_detail_static(
+        self, target_render: torch.Tensor, k: int, height: int, width: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_mouth_detail` on the whole canvas with static shapes (the export path): the
+        detail (K, MOUTH_DETAIL_CHANNELS, H, W) float32 gathered from the slices after the K
+        renders (zero outside its window) and where it holds data, (1, 1, H, W) bool. The
+        window of :func:`reenact.geometric.mouth_detail_window` is computed with tensors."""
+        r = (height + target_render.shape[1] - 1) // target_render.shape[1]
+        drawn = (target_render[:k, :, :, self.mouth_alpha] > 0.0).to(torch.float32).amax(dim=0)
+        y0, y1 = _window_span(drawn.amax(dim=1), self.detail_margin, r, height)
+        x0, x1 = _window_span(drawn.amax(dim=0), self.detail_margin, r, width)
+        rows, cols = y1 - y0, x1 - x0
+        extra = target_render[k:].reshape(-1)
+        extra = torch.cat([extra, torch.zeros(1, dtype=extra.dtype, device=extra.device)])
+        size = rows * cols * self.detail_channels * k
+        ys = torch.arange(height, device=extra.device).reshape(1, 1, height, 1)
+        xs = torch.arange(width, device=extra.device).reshape(1, 1, 1, width)
+        window = (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1) & (extra.shape[0] > size)
+        targets = torch.arange(k, device=extra.device).reshape(k, 1, 1, 1)
+        channels = torch.arange(self.detail_channels, device=extra.device).reshape(1, -1, 1, 1)
+        index = ((targets * rows + ys - y0) * cols + xs - x0) * self.detail_channels + channels
+        index = torch.where(window, index, torch.zeros_like(index))
+        detail = extra.index_select(0, index.reshape(-1)).reshape(index.shape)
+        return torch.where(window, detail, torch.zeros_like(detail)), window
+
     def _insert_detail(
         self, inside: torch.Tensor, detail: torch.Tensor, box: list[int], row0: int, col0: int
     ) -> None:
-        """Overwrite the mouth channels (TEETH_SHADE .. MOUTH_ALPHA) of ``inside`` (K, C, rows,
+        """Overwrite the mouth shades (TEETH_SHADE .. CAVITY_SHADE) of ``inside`` (K, C, rows,
         cols), the render upsampled to the canvas at row0, col0, in place with ``detail``
-        (K, MOUTH_DETAIL_CHANNELS, ...) at canvas window ``box`` where the two overlap."""
+        (K, MOUTH_DETAIL_CHANNELS, ...) at canvas window ``box`` where the two overlap and the
+        upsampled render shows the mouth interior (MOUTH_ALPHA > 0: the detail does not draw
+        the skin that hides the interior elsewhere; the outline stays the render's)."""
         a0, a1 = max(row0, box[0]), min(row0 + inside.shape[2], box[1])
         b0, b1 = max(col0, box[2]), min(col0 + inside.shape[3], box[3])
         if a0 >= a1 or b0 >= b1:
             return
         part = detail[:, :, a0 - box[0] : a1 - box[0], b0 - box[2] : b1 - box[2]]
-        channels = inside[:, self.teeth_shade : self.mouth_alpha + 1]
-        channels[:, :, a0 - row0 : a1 - row0, b0 - col0 : b1 - col0] = part
+        window = inside[:, :, a0 - row0 : a1 - row0, b0 - col0 : b1 - col0]
+        current = window[:, self.teeth_shade : self.teeth_shade + self.detail_channels]
+        alpha = window[:, self.mouth_alpha : self.mouth_alpha + 1]
+        current.copy_(torch.where(alpha > 0.0, part, current))  # the render's interior, its ramp
 
     def _factors(self, height: int, h: int) -> tuple[int, int, int]:
         """(r, s, f): canvas pixels per render pixel, render pixels per extension-grid cell and
@@ -344,7 +373,9 @@ class GeometricReenactor(torch.nn.Module):
         Same inputs and output; the moving box becomes a mask, outside which the source is
         kept, and the mouth colours come from :meth:`_mouth_colours_static`."""
         height, width = source_canvas.shape[0], source_canvas.shape[1]
-        target_render = target_render[: target_params.shape[0]]  # without the mouth detail
+        k = target_params.shape[0]
+        detail, has_detail = self._mouth_detail_static(target_render, k, height, width)
+        target_render = target_render[:k]
         h, w = target_render.shape[1], target_render.shape[2]
         r, s, f = self._factors(height, h)
         scale = target_params[:, self.scale_index].reshape(-1, 1, 1, 1)
@@ -366,6 +397,10 @@ class GeometricReenactor(torch.nn.Module):
         window = window[:, :, :height, :width] * moving.to(torch.float32)  # (1, 1, H, W)
         own = _upsample_nearest(own, f)[:, :, :height, :width] > 0.0  # (K, 1, H, W)
         inside = _upsample_crop(render, r, 0, 0, height, width)  # (K, C, H, W)
+        t0, t1 = self.teeth_shade, self.teeth_shade + self.detail_channels
+        shown = has_detail & (inside[:, self.mouth_alpha : self.mouth_alpha + 1] > 0.0)
+        shades = torch.where(shown, detail, inside[:, t0:t1])
+        inside = torch.cat([inside[:, :t0], shades, inside[:, t1:]], dim=1)
         sharp = self._visibility(inside, zbuffer, scale, height, width)
         interior = (inside[:, self.mouth_alpha : self.mouth_alpha + 1] > 0.0) & own
         seen = torch.where(interior, sharp, _upsample_crop(trusted, r, 0, 0, height, width))
@@ -931,3 +966,18 @@ def _push_pull(values: torch.Tensor, weight: torch.Tensor, levels: int) -> torch
         local = values / weight.clamp_min(1e-6)
         filled = confidence * local + (1.0 - confidence) * coarse
     return filled
+
+
+def _window_span(present: torch.Tensor, margin: int, factor: int, limit: int) -> list[torch.Tensor]:
+    """[start, stop) (0-d int64 tensors) of :func:`reenact.geometric.mouth_detail_window` along
+    one axis with static shapes: the first and last nonzero of ``present`` (n,) float32 grown
+    by ``margin``, times ``factor``, clipped to [0, limit]; [0, 0] when none is nonzero."""
+    nonzero = present > 0.0
+    index = torch.arange(present.shape[0], device=present.device)
+    first = torch.where(nonzero, index, torch.full_like(index, present.shape[0])).amin()
+    last = torch.where(nonzero, index, torch.full_like(index, -1)).amax()
+    start = ((first - margin) * factor).clamp_min(0)
+    stop = ((last + 1 + margin) * factor).clamp_max(limit)
+    found = nonzero.any()
+    zero = torch.zeros_like(start)
+    return [torch.where(found, start, zero), torch.where(found, stop, zero)]

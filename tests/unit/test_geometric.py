@@ -204,9 +204,11 @@ def test_jaw_open_moves_the_mouth_and_paints_the_interior(model, renderer, reena
     box = (slice(rows.min() - 20, rows.max() + 20), slice(cols.min() - 20, cols.max() + 20))
     moved = np.abs(out[0][box].astype(int) - canvas[box].astype(int)).mean()
     assert moved > 10
-    # the source's mouth is closed (no teeth to take a colour from): the default colours
+    # the source's mouth is closed (no teeth to take a colour from): the default colours, on
+    # the shades at canvas resolution (the renderer's mouth detail)
     colours = 255.0 * np.array([DEFAULTS.teeth_rgb, DEFAULTS.gums_rgb, DEFAULTS.cavity_rgb])
-    painted = to_canvas(target_render[0][..., MOUTH_SHADES])[interior] @ colours
+    full = ReenactorRenderer(model, RendererConfig(downscale=1)).render(source, target[None])[1]
+    painted = full[0][..., MOUTH_SHADES][interior] @ colours
     close = np.abs(out[0][interior] - painted).max(axis=1) <= 3
     assert close.mean() > 0.95
     assert out[0][interior].mean() < canvas[interior].mean() - 20  # a darker cavity
@@ -372,9 +374,10 @@ def full_frame_and_boxed(renderer, canvas, source, targets):
     return full, boxed
 
 
-def test_full_frame_equals_the_boxed_path(model, canvas):
-    """On renders without the mouth at canvas resolution (the export path does not read it)."""
-    renderer = ReenactorRenderer(model, RendererConfig(mouth_detail=False))
+@pytest.mark.parametrize("mouth_detail", [True, False])
+def test_full_frame_equals_the_boxed_path(model, canvas, mouth_detail):
+    """With and without the mouth detail after the target renders."""
+    renderer = ReenactorRenderer(model, RendererConfig(mouth_detail=mouth_detail))
     source = face_params(model, 10.0)
     targets = [face_params(model, 25.0, 0.8), face_params(model, -15.0, 0.3), source]
     for name, weight in BARED_TEETH.items():  # lips parted: a mouth box, its blurs and shadow
