@@ -1,7 +1,8 @@
 """Renders what the geometric reenactor needs: correspondences, weights and mouth interior.
 
 The source mesh and K target meshes (one 3DMM, same topology) are decoded and rasterized in ONE
-``pnccrender.render`` batch call (B = K + 1: the source first). Every mesh carries per-vertex
+``pnccrender.render`` batch call (B = K + 1: the source last, so that the mouth detail can take
+its place after the K targets without a copy of theirs). Every mesh carries per-vertex
 attributes; the rasterizer interpolates them barycentrically, so each pixel of a target render
 tells where the same surface point lies in the source photo. :mod:`reenact.reenactor` turns that
 into pictures.
@@ -57,9 +58,25 @@ tooth (0 at the tooth's middle, 1 at its sides, along the dental arch): the teet
 by ``teeth_gap_dark`` towards the sides, so the gaps between teeth show dark, and by
 ``teeth_back_dark`` on the lingual side, which only shows through gaps.
 
-In the source render (index 0 of the batch) SRC_X, SRC_Y are the pixel's own (canvas) coordinates
+Mouth detail: at half resolution a tooth of a face a few hundred pixels wide is 3-5 render
+pixels across, and the gaps between teeth blur into a grey band. So the mouth shades
+(MOUTH_DETAIL: TEETH_SHADE .. CAVITY_SHADE) are also rendered at canvas resolution in a window:
+the box of the render pixels where some target shows its mouth interior, grown by
+MOUTH_DETAIL_MARGIN render pixels (:func:`mouth_detail_window`), drawing the mouth interior alone
+(its parts hide each other; ``mouth_detail_reach_cm`` adds the skin round it, at a cost), in a
+second pnccrender call of the K targets over that window only. The result (K, rows, cols, 3) is
+packed after the K target renders as zero-padded render slices (:func:`pack_mouth_detail`):
+``render`` returns (K + n, h, w, C), n = 0 when no target shows its mouth interior. The
+reenactor computes the same window from the targets' MOUTH_ALPHA, so the served inputs keep
+their shapes (K + n for K), and takes the detail only where the reduced render shows the
+interior (its upsampled MOUTH_ALPHA is nonzero: elsewhere the skin, not drawn, hides it). The
+outline of the interior stays the reduced render's MOUTH_ALPHA, softened; the correspondence
+channels stay at half resolution too: piecewise linear, they upsample near exactly.
+
+In the source render SRC_X, SRC_Y are the pixel's own (canvas) coordinates
 and SRC_Z is its z-buffer depth. For K = 15 at 512 x 384 the renders are 16 x 256 x 192 x 10
-float32, 31 MB (they were 151 MB at full resolution with PNCC).
+float32, 31 MB (they were 151 MB at full resolution with PNCC), plus one or two slices of
+mouth detail.
 """
 
 from __future__ import annotations
@@ -91,6 +108,8 @@ from reenact.reenactors.contract import (
     EXPRESSION_SHADE,
     GEOMETRIC,
     MOUTH_ALPHA,
+    MOUTH_DETAIL,
+    MOUTH_DETAIL_MARGIN,
     N_GEOMETRIC_CHANNELS,
     PNCC_FIRST,
     SRC_X,
@@ -99,6 +118,7 @@ from reenact.reenactors.contract import (
     TEETH_SHADE,
     WARP_WEIGHT,
     RenderContract,
+    mouth_detail_window,
 )
 
 N_CHANNELS = N_GEOMETRIC_CHANNELS
@@ -124,6 +144,17 @@ BROWS = tuple(range(17, 27))
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
+
+
+def pack_mouth_detail(detail: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The mouth detail (K, rows, cols, MOUTH_DETAIL_CHANNELS) float32 laid out as render
+    slices (n, h, w, N_CHANNELS) float32, n as few as hold it, zero-padded at the end: the
+    reenactor reads it back from the slices after the K target renders."""
+    per_slice = h * w * N_CHANNELS
+    n = -(-detail.size // per_slice)
+    packed = np.zeros(n * per_slice, np.float32)
+    packed[: detail.size] = detail.reshape(-1)
+    return packed.reshape(n, h, w, N_CHANNELS)
 
 
 def tooth_labels(triangles: np.ndarray, n_vertices: int) -> np.ndarray:
@@ -166,7 +197,7 @@ class RendererConfig:
     teeth_gap_start: float = 0.55  # across a tooth (0 middle, 1 side): darkening starts …
     teeth_gap_dark: float = 0.75  # … and the shade falls by this share at its side
     teeth_back_dark: float = 0.5  # shade lost on the back (lingual) side of the teeth
-    light: tuple[float, float, float] = (0.0, 0.6, 1.0)  # expression shading: light direction
+    light: tuple[float, float, float] = (0.0, 0.4, 1.0)  # expression shading: light direction
     # in the source's view (x right, y up, z to the camera), from above the camera
     shade_ambient: float = 0.3  # expression shading: ambient share of the light
     shade_smooth_passes: int = 1  # 1-ring means of the shade change against mesh noise …
@@ -174,8 +205,14 @@ class RendererConfig:
     broad_gain: float = 0.5  # … the broad change weighted by this …
     fold_gain: float = 2.5  # … and the folds by this (the blendshapes' folds are too shallow)
     shade_ratio_min: float = 0.8  # target / source shade clamped to this …
-    shade_ratio_max: float = 1.15  # … and this
+    shade_ratio_max: float = 1.15  # … and this, …
+    lighten_beyond_neutral: float = 0.08  # … and at most this lighter than the source's face
+    # with a neutral expression: the source's own folds lighten, no pale blotches elsewhere
+    # (from shade_ratio_max - 1 on: no limit)
     downscale: int = 2  # render at 1 / downscale of the canvas size (module docstring)
+    mouth_detail: bool = True  # also render the mouth window at canvas resolution, drawing …
+    mouth_detail_reach_cm: float = 0.0  # … the mouth interior and the skin this close to its
+    # centre on the mean face (0: the interior alone, its parts hiding each other)
     num_threads: int | None = None  # pnccrender threads (None: one per hardware thread)
 
 
@@ -249,6 +286,23 @@ class ReenactorRenderer:
         self._cavity_front_z = float(model.neutral[self._vertices_of(model, ("M_Teeth",)), 2].max())
         self._teeth_shade = self._teeth_pattern(model, used)[None, self._mouth_start :]  # (1, M)
         self._init_expression_shading(model, used)
+        self._init_mouth_detail(model, used)
+
+    def _init_mouth_detail(self, model: MorphableModel, used: np.ndarray) -> None:
+        """The mesh drawn for the mouth detail: the mouth interior and the triangles of the skin
+        within ``mouth_detail_reach_cm`` of its centre on the mean face; its vertices (indices
+        into the decoded ones) and its triangles over them."""
+        points = model.neutral[used]
+        centre = points[self._mouth_start :].mean(axis=0)
+        near = np.linalg.norm(points - centre, axis=1) < self.config.mouth_detail_reach_cm
+        near[self._mouth_start :] = True
+        triangles = self.triangles[near[self.triangles].all(axis=1)]
+        kept = np.unique(triangles)
+        local = np.full(used.size, -1, np.int64)
+        local[kept] = np.arange(kept.size)
+        self._detail_vertices = kept
+        self._detail_vertex_index = torch.from_numpy(kept)
+        self._detail_triangles = np.ascontiguousarray(local[triangles], np.int32)
 
     def _init_expression_shading(self, model: MorphableModel, used: np.ndarray) -> None:
         """The mesh pieces of the expression shading, all on the S vertices of the front-face
@@ -436,15 +490,58 @@ class ReenactorRenderer:
         # Single-threaded numpy last, so torch's worker threads are idle when pnccrender starts.
         attributes = self._attributes(image, facing.numpy(), shape.numpy(), shade_change)
         d = self.config.downscale
+        h, w = -(-height // d), -(-width // d)
+        k = targets.shape[0]
         result = pnccrender.render(
-            vertices.numpy(),
+            np.roll(vertices.numpy(), -1, axis=0),  # the source last, as the attributes
             self.triangles,
             attributes,
-            -(-height // d),
-            -(-width // d),
+            h,
+            w,
             num_threads=self.config.num_threads,
         )
-        return result.image[0], result.image[1:]
+        source_render = result.image[k].copy()
+        target_render = result.image[:k]
+        if self.config.mouth_detail and self.contract.mouth_detail and d > 1:
+            detail = self._mouth_detail(image[1:], attributes[:k], target_render, height, width)
+            if detail is not None and detail.size <= h * w * N_CHANNELS:
+                result.image[k].reshape(-1)[: detail.size] = detail.reshape(-1)
+                target_render = result.image[: k + 1]  # the detail in the source's place
+            elif detail is not None:
+                target_render = np.concatenate([target_render, pack_mouth_detail(detail, h, w)])
+        return source_render, target_render
+
+    def _mouth_detail(
+        self,
+        image: torch.Tensor,
+        attributes: np.ndarray,
+        target_render: np.ndarray,
+        height: int,
+        width: int,
+    ) -> np.ndarray | None:
+        """(K, rows, cols, MOUTH_DETAIL_CHANNELS) float32: the MOUTH_DETAIL channels rendered at
+        canvas resolution in :func:`mouth_detail_window` (the mouth interior drawn, and the
+        skin within ``mouth_detail_reach_cm``: where the skin hides the interior the reduced
+        render shows none, and the reenactor takes the detail only where it shows some); None
+        when no target shows its mouth interior.
+        image: (K, N, 3) canvas pixels of the targets; attributes: (K, N, C) their attributes;
+        target_render: (K, h, w, C) the targets' reduced render."""
+        d = self.config.downscale
+        alpha = torch.from_numpy(target_render[..., MOUTH_ALPHA])
+        y0, y1, x0, x1 = mouth_detail_window(alpha, d, height, width, MOUTH_DETAIL_MARGIN)
+        if y0 >= y1 or x0 >= x1:
+            return None
+        origin = torch.tensor([PIXEL_CENTRE - x0, PIXEL_CENTRE - y0, 0.0])
+        vertices = (image.index_select(1, self._detail_vertex_index) + origin).numpy()
+        channels = attributes[:, self._detail_vertices, MOUTH_DETAIL]
+        return pnccrender.render(
+            vertices,
+            self._detail_triangles,
+            channels,
+            y1 - y0,
+            x1 - x0,
+            num_threads=self.config.num_threads,
+        ).image
 
     def _expression_shading(
         self, expression: np.ndarray, source_normals: torch.Tensor, source_rotation: np.ndarray
@@ -454,8 +551,14 @@ class ReenactorRenderer:
         expression: (B, 55) weights, the source's first; source_normals: (N, 3) of the source
         mesh; source_rotation: (3, 3) model -> view. A target's normals are the source's plus
         the expression change times each blendshape's normal change (linearised: one matmul
-        instead of a normal computation per mesh)."""
+        instead of a normal computation per mesh). A target is lit at most
+        ``lighten_beyond_neutral`` brighter than the source with a neutral expression (computed
+        the same way, one more row): the folds the source has lighten, little else."""
         cfg = self.config
+        b = expression.shape[0]
+        limited = cfg.lighten_beyond_neutral < cfg.shade_ratio_max - 1.0
+        if limited:  # one more row: the source with a neutral expression
+            expression = np.concatenate([expression, np.zeros_like(expression[:1])])
         delta = torch.from_numpy(np.ascontiguousarray(expression - expression[:1]))
         source = source_normals.index_select(0, self._shaded).reshape(1, -1)
         normals = torch.addmm(source, delta, self._normal_basis).reshape(delta.shape[0], -1, 3)
@@ -469,7 +572,10 @@ class ReenactorRenderer:
         broad = self._smooth(change, cfg.fold_passes)
         change = cfg.broad_gain * broad + cfg.fold_gain * (change - broad)
         change = change.clamp(cfg.shade_ratio_min - 1.0, cfg.shade_ratio_max - 1.0)
-        out = torch.zeros(delta.shape[0], self._mouth_start)
+        if limited:
+            neutral = change[:, -1:].clamp_min(0.0)
+            change = torch.minimum(change[:, :-1], neutral + cfg.lighten_beyond_neutral)
+        out = torch.zeros(b, self._mouth_start)
         out[1:, self._shaded] = (change * self._shade_weight).T
         return out
 
@@ -493,6 +599,8 @@ class ReenactorRenderer:
 
         Written into a buffer kept between calls (not thread-safe): the channels that never
         change (COVERAGE, the mouth channels off the mouth, MOUTH_ALPHA) are set once per B.
+        Its rows are the meshes in pnccrender's order, the source last (the arguments have it
+        first).
         """
         cfg = self.config
         b, n = facing.shape
@@ -511,10 +619,10 @@ class ReenactorRenderer:
         grazing *= self._static_weight[:m]
         eye = self._eye_index
         grazing[:, eye] = self._static_weight[eye]
-        out[:, :m, WARP_WEIGHT] = grazing  # 0 on the mouth interior (set once)
+        out[:, :m, WARP_WEIGHT] = np.roll(grazing, -1, axis=0)  # 0 on the mouth (set once)
         depth_behind = np.maximum(self._cavity_front_z - model_space[:, m:, 2], 0.0)
         shades = mouth_shades(self.mouth_material[m:], facing[:, m:], depth_behind, cfg)
         shades[:, :, 0] *= self._teeth_shade
-        out[:, m:, MOUTH_SHADES] = shades
-        out[:, :m, EXPRESSION_SHADE] = shade_change.numpy()  # 0 on the mouth (set once)
+        out[:, m:, MOUTH_SHADES] = np.roll(shades, -1, axis=0)
+        out[:, :m, EXPRESSION_SHADE] = np.roll(shade_change.numpy(), -1, axis=0)  # 0 on the mouth
         return out

@@ -25,13 +25,16 @@ in one batch:
    rendered shading over a softened alpha; interior that the source photo shows is taken from
    the photo. The painted teeth take the colour of the person's own teeth where the source
    photo shows them (the bright, unsaturated pixels under the source's rendered teeth), and a
-   default colour otherwise;
+   default colour otherwise. The mouth channels there come from the mouth detail the renderer
+   packs after the K target renders (rendered at canvas resolution: separate teeth with their
+   gaps, see :mod:`reenact.geometric`), where target_render holds it; the soft edge blurs the
+   paint's alpha, not the teeth;
 5. outside the box of the moving region the source is copied unchanged; inside it, zero
    displacement samples pixel centres exactly, so far background equals the source.
 
 Inputs: source_canvas (H, W, 3) uint8, source_render (h, w, C) float32, target_render
-(K, h, w, C) float32 (C >= 10, layout in :mod:`reenact.reenactors.contract`), target_params (K, 162)
-float32. Output: (K, H, W, 3) uint8.
+(K + n, h, w, C) float32 (C >= 10, layout in :mod:`reenact.reenactors.contract`; n >= 0 slices of
+mouth detail after the K renders), target_params (K, 162) float32. Output: (K, H, W, 3) uint8.
 """
 
 from __future__ import annotations
@@ -46,11 +49,14 @@ from reenact.reenactors.contract import (
     COVERAGE,
     EXPRESSION_SHADE,
     MOUTH_ALPHA,
+    MOUTH_DETAIL_CHANNELS,
+    MOUTH_DETAIL_MARGIN,
     SRC_X,
     SRC_Y,
     SRC_Z,
     TEETH_SHADE,
     WARP_WEIGHT,
+    mouth_detail_window,
 )
 
 
@@ -90,8 +96,8 @@ NEAR_BLOCK = 4  # cells of the extension grid per cell of the reach dilation gri
 
 class GeometricReenactor(torch.nn.Module):
     """forward(source_canvas (H, W, 3) uint8, source_render (h, w, C) float32,
-    target_render (K, h, w, C) float32, target_params (K, 162) float32) -> (K, H, W, 3) uint8,
-    h x w the render size (module docstring).
+    target_render (K + n, h, w, C) float32, target_params (K, 162) float32) -> (K, H, W, 3)
+    uint8, h x w the render size, n slices of mouth detail (module docstring).
 
     ``full_frame=True`` selects the export path (``export/export_onnx.py``): the same result
     computed on the whole canvas with static shapes (no box read off the data, no data-sized
@@ -158,6 +164,8 @@ class GeometricReenactor(torch.nn.Module):
         self.teeth_shade = TEETH_SHADE
         self.mouth_alpha = MOUTH_ALPHA
         self.expression_shade = EXPRESSION_SHADE
+        self.detail_channels = MOUTH_DETAIL_CHANNELS
+        self.detail_margin = MOUTH_DETAIL_MARGIN
         self.scale_index = SCALE_SLICE.start
         self.near_block = NEAR_BLOCK
 
@@ -200,8 +208,10 @@ class GeometricReenactor(torch.nn.Module):
             return self._forward_full_frame(
                 source_canvas, source_render, target_render, target_params
             )
-        k, h, w = target_render.shape[0], target_render.shape[1], target_render.shape[2]
+        k, h, w = target_params.shape[0], target_render.shape[1], target_render.shape[2]
         height, width = source_canvas.shape[0], source_canvas.shape[1]
+        detail, detail_box = self._mouth_detail(target_render, k, height, width)
+        target_render = target_render[:k]
         r, s, f = self._factors(height, h)
         scale = target_params[:, self.scale_index].reshape(k, 1, 1, 1)
         zbuffer = self._zbuffer(source_render)
@@ -233,6 +243,7 @@ class GeometricReenactor(torch.nn.Module):
         if my0 < my1:
             window = (my0 + oy, my1 + oy, mx0 + ox, mx1 + ox)
             inside = _upsample_window(crop, r, window[0], window[1], window[2], window[3])
+            self._insert_detail(inside, detail, detail_box, y0 + my0, x0 + mx0)
             sharp = self._visibility(inside, zbuffer, scale, height, width)
             interior = (inside[:, self.mouth_alpha : self.mouth_alpha + 1] > 0.0) & own
             seen = _upsample_window(trusted, r, window[0], window[1], window[2], window[3])
@@ -250,6 +261,68 @@ class GeometricReenactor(torch.nn.Module):
             self._paint_mouth(warped, inside, trusted, mouth_box, own, colours)
         out[:, y0:y1, x0:x1] = warped.add_(0.5).clamp_(0.0, 255.0).permute(0, 2, 3, 1)
         return out
+
+    def _mouth_detail(
+        self, target_render: torch.Tensor, k: int, height: int, width: int
+    ) -> tuple[torch.Tensor, list[int]]:
+        """The mouth at canvas resolution that the renderer packs after the K target renders
+        (reenact.geometric, "Mouth detail"): (K, MOUTH_DETAIL_CHANNELS, rows, cols) float32 and
+        its window [row0, row1, col0, col1) on the canvas; an empty window when target_render
+        (K + n, h, w, C) holds none (n = 0: renders without it, which stay valid)."""
+        h = target_render.shape[1]
+        r = (height + h - 1) // h
+        alpha = target_render[:k, :, :, self.mouth_alpha]
+        box = mouth_detail_window(alpha, r, height, width, self.detail_margin)
+        rows, cols = box[1] - box[0], box[3] - box[2]
+        size = k * rows * cols * self.detail_channels
+        extra = target_render[k:]
+        if rows <= 0 or cols <= 0 or extra.numel() < size:
+            return extra[:0, :0, :0, :0].reshape(0, 0, 0, 0), [0, 0, 0, 0]
+        detail = extra.reshape(-1)[:size].reshape(k, rows, cols, self.detail_channels)
+        return detail.permute(0, 3, 1, 2), box
+
+    def _mouth_detail_static(
+        self, target_render: torch.Tensor, k: int, height: int, width: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_mouth_detail` on the whole canvas with static shapes (the export path): the
+        detail (K, MOUTH_DETAIL_CHANNELS, H, W) float32 gathered from the slices after the K
+        renders (zero outside its window) and where it holds data, (1, 1, H, W) bool. The
+        window of :func:`reenact.geometric.mouth_detail_window` is computed with tensors."""
+        r = (height + target_render.shape[1] - 1) // target_render.shape[1]
+        drawn = (target_render[:k, :, :, self.mouth_alpha] > 0.0).to(torch.float32).amax(dim=0)
+        y0, y1 = _window_span(drawn.amax(dim=1), self.detail_margin, r, height)
+        x0, x1 = _window_span(drawn.amax(dim=0), self.detail_margin, r, width)
+        rows, cols = y1 - y0, x1 - x0
+        extra = target_render[k:].reshape(-1)
+        extra = torch.cat([extra, torch.zeros(1, dtype=extra.dtype, device=extra.device)])
+        size = rows * cols * self.detail_channels * k
+        ys = torch.arange(height, device=extra.device).reshape(1, 1, height, 1)
+        xs = torch.arange(width, device=extra.device).reshape(1, 1, 1, width)
+        window = (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1) & (extra.shape[0] > size)
+        targets = torch.arange(k, device=extra.device).reshape(k, 1, 1, 1)
+        channels = torch.arange(self.detail_channels, device=extra.device).reshape(1, -1, 1, 1)
+        index = ((targets * rows + ys - y0) * cols + xs - x0) * self.detail_channels + channels
+        index = torch.where(window, index, torch.zeros_like(index))
+        detail = extra.index_select(0, index.reshape(-1)).reshape(index.shape)
+        return torch.where(window, detail, torch.zeros_like(detail)), window
+
+    def _insert_detail(
+        self, inside: torch.Tensor, detail: torch.Tensor, box: list[int], row0: int, col0: int
+    ) -> None:
+        """Overwrite the mouth shades (TEETH_SHADE .. CAVITY_SHADE) of ``inside`` (K, C, rows,
+        cols), the render upsampled to the canvas at row0, col0, in place with ``detail``
+        (K, MOUTH_DETAIL_CHANNELS, ...) at canvas window ``box`` where the two overlap and the
+        upsampled render shows the mouth interior (MOUTH_ALPHA > 0: the detail does not draw
+        the skin that hides the interior elsewhere; the outline stays the render's)."""
+        a0, a1 = max(row0, box[0]), min(row0 + inside.shape[2], box[1])
+        b0, b1 = max(col0, box[2]), min(col0 + inside.shape[3], box[3])
+        if a0 >= a1 or b0 >= b1:
+            return
+        part = detail[:, :, a0 - box[0] : a1 - box[0], b0 - box[2] : b1 - box[2]]
+        window = inside[:, :, a0 - row0 : a1 - row0, b0 - col0 : b1 - col0]
+        current = window[:, self.teeth_shade : self.teeth_shade + self.detail_channels]
+        alpha = window[:, self.mouth_alpha : self.mouth_alpha + 1]
+        current.copy_(torch.where(alpha > 0.0, part, current))  # the render's interior, its ramp
 
     def _factors(self, height: int, h: int) -> tuple[int, int, int]:
         """(r, s, f): canvas pixels per render pixel, render pixels per extension-grid cell and
@@ -299,6 +372,9 @@ class GeometricReenactor(torch.nn.Module):
         Same inputs and output; the moving box becomes a mask, outside which the source is
         kept, and the mouth colours come from :meth:`_mouth_colours_static`."""
         height, width = source_canvas.shape[0], source_canvas.shape[1]
+        k = target_params.shape[0]
+        detail, has_detail = self._mouth_detail_static(target_render, k, height, width)
+        target_render = target_render[:k]
         h, w = target_render.shape[1], target_render.shape[2]
         r, s, f = self._factors(height, h)
         scale = target_params[:, self.scale_index].reshape(-1, 1, 1, 1)
@@ -320,6 +396,10 @@ class GeometricReenactor(torch.nn.Module):
         window = window[:, :, :height, :width] * moving.to(torch.float32)  # (1, 1, H, W)
         own = _upsample_nearest(own, f)[:, :, :height, :width] > 0.0  # (K, 1, H, W)
         inside = _upsample_crop(render, r, 0, 0, height, width)  # (K, C, H, W)
+        t0, t1 = self.teeth_shade, self.teeth_shade + self.detail_channels
+        shown = has_detail & (inside[:, self.mouth_alpha : self.mouth_alpha + 1] > 0.0)
+        shades = torch.where(shown, detail, inside[:, t0:t1])
+        inside = torch.cat([inside[:, :t0], shades, inside[:, t1:]], dim=1)
         sharp = self._visibility(inside, zbuffer, scale, height, width)
         interior = (inside[:, self.mouth_alpha : self.mouth_alpha + 1] > 0.0) & own
         seen = torch.where(interior, sharp, _upsample_crop(trusted, r, 0, 0, height, width))
@@ -350,16 +430,17 @@ class GeometricReenactor(torch.nn.Module):
         :meth:`_paint_mouth` but on the whole canvas and not in place. inside: (K, C, H, W)
         render channels at canvas resolution; visible, own: (K, 1, H, W); window: (1, 1, H, W)
         float32, 1 in the mouth box of the boxed path, whose blurs see only that box."""
-        mouth = inside[:, self.teeth_shade : self.mouth_alpha + 1]
+        shades = inside[:, self.teeth_shade : self.mouth_alpha + 1]
+        mouth = shades * own * window
         if self.mouth_from_source:
             mouth = mouth * (1.0 - visible)
-        mouth = mouth * own * window
+        soft = mouth
         if self.mouth_soften_px > 0:
-            mouth = _blur_within(mouth, window, self.mouth_soften_px)
-        paint = torch.einsum("kmhw,mc->kchw", mouth[:, 0:3], colours)
+            soft = _blur_within(mouth, window, self.mouth_soften_px)
+        paint = self._mouth_paint(shades, mouth, soft, colours)
         alpha = inside[:, self.mouth_alpha : self.mouth_alpha + 1]
         paint = paint * self._lip_shadow_within(alpha, window)
-        return warped * (1.0 - mouth[:, 3:4]) + paint
+        return warped * (1.0 - soft[:, 3:4]) + paint
 
     def _lip_shadow_within(self, alpha: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
         """:meth:`_lip_shadow` of the box ``window`` (1, 1, H, W) float32 of the canvas-sized
@@ -643,17 +724,27 @@ class GeometricReenactor(torch.nn.Module):
         my0, my1, mx0, mx1 = box[0], box[1], box[2], box[3]
         if my0 >= my1:
             return
-        mouth = inside[:, self.teeth_shade : self.mouth_alpha + 1]
+        shades = inside[:, self.teeth_shade : self.mouth_alpha + 1]
+        mouth = shades * own
         if self.mouth_from_source:
             mouth = mouth * (1.0 - visible)
-        mouth = mouth * own
-        r = self.mouth_soften_px
-        if r > 0:
-            mouth = _box_blur(mouth, r)
-        paint = torch.einsum("kmhw,mc->kchw", mouth[:, 0:3], colours)
+        soft = _box_blur(mouth, self.mouth_soften_px) if self.mouth_soften_px > 0 else mouth
+        paint = self._mouth_paint(shades, mouth, soft, colours)
         paint.mul_(self._lip_shadow(inside[:, self.mouth_alpha : self.mouth_alpha + 1]))
         region = warped[:, :, my0:my1, mx0:mx1]
-        region.mul_(1.0 - mouth[:, 3:4]).add_(paint)
+        region.mul_(1.0 - soft[:, 3:4]).add_(paint)
+
+    def _mouth_paint(
+        self, shades: torch.Tensor, mouth: torch.Tensor, soft: torch.Tensor, colours: torch.Tensor
+    ) -> torch.Tensor:
+        """(K, 3, rows, cols) premultiplied paint of the mouth interior: the softened paint
+        (``soft``, the box mean of ``mouth``, the shades and alpha (K, 4, rows, cols) times
+        where to paint) at the edge, and where painting is certain the sharp colour of
+        ``shades`` times the softened alpha: the soft edge does not blur the teeth's gaps.
+        colours: (3, 3) 0..255 of the shade channels."""
+        blurred = torch.einsum("kmhw,mc->kchw", soft[:, 0:3], colours)
+        sharp = torch.einsum("kmhw,mc->kchw", shades[:, 0:3], colours) * soft[:, 3:4]
+        return torch.lerp(blurred, sharp, mouth[:, 3:4].clamp(0.0, 1.0))
 
     def _lip_shadow(self, alpha: torch.Tensor) -> torch.Tensor:
         """(K, 1, rows, cols) factor in [1 - lip_shadow, 1] on the painted interior: darker
@@ -874,3 +965,18 @@ def _push_pull(values: torch.Tensor, weight: torch.Tensor, levels: int) -> torch
         local = values / weight.clamp_min(1e-6)
         filled = confidence * local + (1.0 - confidence) * coarse
     return filled
+
+
+def _window_span(present: torch.Tensor, margin: int, factor: int, limit: int) -> list[torch.Tensor]:
+    """[start, stop) (0-d int64 tensors) of :func:`reenact.geometric.mouth_detail_window` along
+    one axis with static shapes: the first and last nonzero of ``present`` (n,) float32 grown
+    by ``margin``, times ``factor``, clipped to [0, limit]; [0, 0] when none is nonzero."""
+    nonzero = present > 0.0
+    index = torch.arange(present.shape[0], device=present.device)
+    first = torch.where(nonzero, index, torch.full_like(index, present.shape[0])).amin()
+    last = torch.where(nonzero, index, torch.full_like(index, -1)).amax()
+    start = ((first - margin) * factor).clamp_min(0)
+    stop = ((last + 1 + margin) * factor).clamp_max(limit)
+    found = nonzero.any()
+    zero = torch.zeros_like(start)
+    return [torch.where(found, start, zero), torch.where(found, stop, zero)]

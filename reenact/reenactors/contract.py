@@ -15,7 +15,8 @@ name               shape, dtype            meaning
 =================  ======================  =====================================================
 SOURCE_CANVAS__0   (H, W, 3) uint8         the source canvas, RGB
 SOURCE_RENDER__1   (h, w, C) float32       the source mesh's render
-TARGET_RENDER__2   (K, h, w, C) float32    the K target meshes' renders
+TARGET_RENDER__2   (K+n, h, w, C) float32  the K target meshes' renders, then n >= 0 slices of
+                                           mouth detail (geometric mode only, below)
 TARGET_PARAMS__3   (K, 162) float32        the targets' 3DMM parameters, canvas pixels
 REENACTED__0       (K, H, W, 3) uint8      the reenacted canvases, RGB
 =================  ======================  =====================================================
@@ -23,11 +24,21 @@ REENACTED__0       (K, H, W, 3) uint8      the reenacted canvases, RGB
 Channels: the geometric mode's ten (their meaning: :mod:`reenact.geometric`); the learned modes
 (neural, hybrid) add the PNCC code (:mod:`reenact.pncc`, in [0, 1], 0 off the head) as three
 more, after the geometric ten, so a learned mode's render is a geometric render plus PNCC.
+
+Mouth detail (geometric mode): the mouth interior's shades (MOUTH_DETAIL) rendered at canvas
+resolution in the window :func:`mouth_detail_window` computes from the targets' MOUTH_ALPHA,
+(K, rows, cols, MOUTH_DETAIL_CHANNELS) float32 laid out row-major after the K target renders,
+filling n = ceil(size / (h w C)) zero-padded slices (the first may be the source's slot of the
+renderer's batch: :class:`reenact.geometric.ReenactorRenderer`). Renderer and reenactor compute
+the window from the same MOUTH_ALPHA, so it is not passed; n = 0 (no detail) is always valid and
+the reenactor then paints the mouth from the half-resolution render.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import torch
 
 from reenact.face_geometry import CanvasConfig
 
@@ -58,6 +69,13 @@ PNCC_FIRST = 10  # PNCC_X; PNCC_Y and PNCC_Z follow
 N_GEOMETRIC_CHANNELS = len(GEOMETRIC_CHANNELS)
 N_LEARNED_CHANNELS = len(LEARNED_CHANNELS)
 
+# The geometric mode's mouth at canvas resolution (reenact.geometric, "Mouth detail"): these
+# channels, rendered in a window around every target's mouth interior grown by
+# MOUTH_DETAIL_MARGIN render pixels, packed into slices after the K target renders.
+MOUTH_DETAIL = slice(TEETH_SHADE, CAVITY_SHADE + 1)
+MOUTH_DETAIL_CHANNELS = CAVITY_SHADE + 1 - TEETH_SHADE
+MOUTH_DETAIL_MARGIN = 6
+
 INPUT_NAMES = ("SOURCE_CANVAS__0", "SOURCE_RENDER__1", "TARGET_RENDER__2", "TARGET_PARAMS__3")
 OUTPUT_NAME = "REENACTED__0"
 
@@ -68,6 +86,7 @@ class RenderContract:
 
     channels: tuple[str, ...]
     downscale: int = RENDER_DOWNSCALE
+    mouth_detail: bool = False  # TARGET_RENDER may carry mouth-detail slices after the K renders
 
     @property
     def n_channels(self) -> int:
@@ -98,5 +117,26 @@ class RenderContract:
         }
 
 
-GEOMETRIC = RenderContract(GEOMETRIC_CHANNELS)
+GEOMETRIC = RenderContract(GEOMETRIC_CHANNELS, mouth_detail=True)
 LEARNED = RenderContract(LEARNED_CHANNELS)
+
+
+def mouth_detail_window(
+    mouth_alpha: torch.Tensor, factor: int, height: int, width: int, margin: int
+) -> list[int]:
+    """[row0, row1, col0, col1) in canvas pixels of the mouth detail: the box of the render
+    pixels where some target's mouth_alpha (K, h, w) float32 is nonzero, grown by ``margin``
+    render pixels, times ``factor`` (canvas pixels per render pixel), clipped to the height x
+    width canvas; [0, 0, 0, 0] when no target shows its mouth interior. TorchScript-able: the
+    renderer and the reenactor both call it, so they agree on the window without passing it."""
+    drawn = (mouth_alpha > 0.0).any(dim=0)
+    rows = torch.nonzero(drawn.any(dim=1)).flatten()
+    cols = torch.nonzero(drawn.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        return [0, 0, 0, 0]
+    return [
+        max((int(rows[0]) - margin) * factor, 0),
+        min((int(rows[-1]) + 1 + margin) * factor, height),
+        max((int(cols[0]) - margin) * factor, 0),
+        min((int(cols[-1]) + 1 + margin) * factor, width),
+    ]

@@ -90,10 +90,10 @@ class ServedNeuralReenactor(nn.Module):
         self, source_canvas: Tensor, source_render: Tensor, target_render: Tensor,
         target_params: Tensor,
     ) -> Tensor:  # fmt: skip
-        k = target_render.shape[0]
+        k = target_params.shape[0]
         source = _to_network(source_canvas.unsqueeze(0), self.height, self.width)
         source_pncc = _resize_pncc(source_render.unsqueeze(0), self.height, self.width)
-        target_pncc = _resize_pncc(target_render, self.height, self.width)
+        target_pncc = _resize_pncc(target_render[:k], self.height, self.width)
         params = resize_params(target_params, self.height / source_canvas.shape[0])
         _, enhanced = self.generator(
             source.expand(k, -1, -1, -1), source_pncc.expand(k, -1, -1, -1), target_pncc, params
@@ -115,14 +115,15 @@ class ServedHybridReenactor(nn.Module):
         self, source_canvas: Tensor, source_render: Tensor, target_render: Tensor,
         target_params: Tensor,
     ) -> Tensor:  # fmt: skip
+        k = target_params.shape[0]
         warped = self.geometric(
             source_canvas,
             source_render[..., :N_GEOMETRIC_CHANNELS].contiguous(),
-            target_render[..., :N_GEOMETRIC_CHANNELS].contiguous(),
+            target_render[:k, :, :, :N_GEOMETRIC_CHANNELS].contiguous(),
             target_params,
         )
         geometric = _to_network(warped, self.height, self.width)
-        target_pncc = _resize_pncc(target_render, self.height, self.width)
+        target_pncc = _resize_pncc(target_render[:k], self.height, self.width)
         params = resize_params(target_params, self.height / source_canvas.shape[0])
         enhanced = self.enhancer(geometric, target_pncc, params)
         return _to_canvas(enhanced, source_canvas.shape[0], source_canvas.shape[1])

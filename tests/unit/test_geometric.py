@@ -91,7 +91,9 @@ def test_render_channels(model, renderer):
     target[TRANS_SLICE.start] += 6.25  # 6.25 px right
     source_render, target_render = renderer.render(source, np.stack([source, target]), H, W)
     assert source_render.shape == (h, w, N_CHANNELS) and source_render.dtype == np.float32
-    assert target_render.shape == (2, h, w, N_CHANNELS)
+    # after the two target renders the renderer packs the mouth at canvas resolution
+    assert target_render.shape[0] >= 2 and target_render.shape[1:] == (h, w, N_CHANNELS)
+    target_render = target_render[:2]
     # Render pixel (i, j) samples the canvas at (D j + (D - 1) / 2, D i + (D - 1) / 2).
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32) * D + (D - 1) / 2
     own = np.stack([xs, ys], axis=-1)
@@ -199,9 +201,11 @@ def test_jaw_open_moves_the_mouth_and_paints_the_interior(model, renderer, reena
     box = (slice(rows.min() - 20, rows.max() + 20), slice(cols.min() - 20, cols.max() + 20))
     moved = np.abs(out[0][box].astype(int) - canvas[box].astype(int)).mean()
     assert moved > 10
-    # the source's mouth is closed (no teeth to take a colour from): the default colours
+    # the source's mouth is closed (no teeth to take a colour from): the default colours, on
+    # the shades at canvas resolution (the renderer's mouth detail)
     colours = 255.0 * np.array([DEFAULTS.teeth_rgb, DEFAULTS.gums_rgb, DEFAULTS.cavity_rgb])
-    painted = to_canvas(target_render[0][..., MOUTH_SHADES])[interior] @ colours
+    full = ReenactorRenderer(model, RendererConfig(downscale=1)).render(source, target[None])[1]
+    painted = full[0][..., MOUTH_SHADES][interior] @ colours
     close = np.abs(out[0][interior] - painted).max(axis=1) <= 3
     assert close.mean() > 0.95
     assert out[0][interior].mean() < canvas[interior].mean() - 20  # a darker cavity
@@ -357,7 +361,10 @@ def full_frame_and_boxed(renderer, canvas, source, targets):
     return full, boxed
 
 
-def test_full_frame_equals_the_boxed_path(model, renderer, canvas):
+@pytest.mark.parametrize("mouth_detail", [True, False])
+def test_full_frame_equals_the_boxed_path(model, canvas, mouth_detail):
+    """With and without the mouth detail after the target renders."""
+    renderer = ReenactorRenderer(model, RendererConfig(mouth_detail=mouth_detail))
     source = face_params(model, 10.0)
     targets = [face_params(model, 25.0, 0.8), face_params(model, -15.0, 0.3), source]
     for name, weight in BARED_TEETH.items():  # lips parted: a mouth box, its blurs and shadow

@@ -93,3 +93,82 @@ def test_the_lips_shadow_is_deepest_under_the_upper_lip():
     top, bottom = float(factor[10, 40]), float(factor[49, 40])
     assert 0.5 <= top < bottom < 1.0
     assert float(factor[12, 40]) < float(factor[47, 40])  # two pixels in, still darker on top
+
+
+SMALL_SCALE = 10.0  # canvas pixels per cm: a central incisor about 8 px wide, 4 render pixels
+
+
+def small_mouth(model, jaw_open: bool) -> np.ndarray:
+    """(162,) the mean face from the front at SMALL_SCALE, its mouth at the canvas centre; open
+    with the upper teeth bared, or closed."""
+    p = np.zeros(N_PARAMS, np.float32)
+    p[TRANS_SLICE] = (W / 2, H / 2 + SMALL_SCALE * MOUTH_Y_CM, 0.0)
+    p[SCALE_SLICE] = SMALL_SCALE
+    if jaw_open:
+        p[EXPR_SLICE] = open_mouth(model)[EXPR_SLICE]
+    return p
+
+
+def test_the_mouth_detail_is_the_full_resolution_render(model, renderer):
+    """The renderer packs, after the target renders, the mouth shades rendered at canvas
+    resolution in a window round the interior: wherever a full-resolution render (downscale 1)
+    shows the interior they equal its shades, and the reduced render upsampled (where the
+    reenactor takes the detail) shows the interior there too."""
+    source, target = small_mouth(model, False), small_mouth(model, True)
+    _, target_render = renderer.render(source, target[None], H, W)
+    assert target_render.shape[0] == 2  # one target, one slice of mouth detail
+    detail, box = GeometricReenactor()._mouth_detail(torch.from_numpy(target_render), 1, H, W)
+    y0, y1, x0, x1 = box
+    assert 0 < y1 - y0 < 100 and 0 < x1 - x0 < 100
+    full = ReenactorRenderer(model, RendererConfig(downscale=1)).render(source, target[None])[1][0]
+    interior = full[..., MOUTH_ALPHA] == 1.0
+    assert interior.sum() > 300 and interior[y0:y1, x0:x1].sum() == interior.sum()
+    shown = interior[y0:y1, x0:x1]
+    got = detail[0].permute(1, 2, 0).numpy()[shown]
+    np.testing.assert_array_equal(got, full[y0:y1, x0:x1, TEETH_SHADE : TEETH_SHADE + 3][shown])
+    reduced = torch.from_numpy(target_render[:1, None, :, :, MOUTH_ALPHA])
+    upsampled = torch.nn.functional.interpolate(
+        reduced, scale_factor=2, mode="bilinear", align_corners=False
+    )[0, 0].numpy()
+    assert (upsampled[interior] > 0.0).all()
+
+
+def painted_incisors(model, mouth_detail: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The luma (rows, 2 x 8 + 1) of the painted upper central incisors on a grey canvas,
+    columns from 8 px left of the face's midline to 8 px right of it, rows through the middle
+    of the incisors; and the columns (3,) of the left incisor's middle, the midline and the
+    right incisor's middle in it."""
+    source, target = small_mouth(model, False), small_mouth(model, True)
+    render = ReenactorRenderer(model, RendererConfig(mouth_detail=mouth_detail))
+    source_render, target_render = render.render(source, target[None], H, W)
+    canvas = np.full((H, W, 3), 128, np.uint8)
+    inputs = [torch.from_numpy(a) for a in (canvas, source_render, target_render, target[None])]
+    with torch.inference_mode():
+        out = GeometricReenactor().eval()(*inputs).numpy()[0]
+    teeth = model.neutral[np.unique(model.triangles_of("M_Teeth"))]
+    front = teeth[(teeth[:, 2] > teeth[:, 2].max() - 0.6) & (teeth[:, 1] > -3.2)]
+    offset = SMALL_SCALE * front[front[:, 0] > 0.0, 0].mean()  # midline to incisor middle, px
+    midline = int(W / 2 - 0.5)  # the model's x = 0 lies at canvas x 191.5: the column left
+    cols = np.round(W / 2 - 0.5 + np.array([-offset, 0.0, offset])).astype(int)
+    full = ReenactorRenderer(model, RendererConfig(downscale=1)).render(source, target[None])[1][0]
+    shown = (full[:, cols[[0, 2]], TEETH_SHADE] > 0.0).all(axis=1)
+    rows = np.flatnonzero(shown & (full[:, cols, MOUTH_ALPHA] == 1.0).all(axis=1))
+    assert rows.size >= 5, "the upper incisors must show"
+    luma = out[rows[2:-2], midline - 8 : midline + 9].astype(np.float32) @ [0.299, 0.587, 0.114]
+    return luma, cols - (midline - 8)
+
+
+def test_separate_teeth_show_at_canvas_resolution(model):
+    """An incisor 8 canvas pixels wide (4 render pixels): with the mouth rendered at canvas
+    resolution the painted teeth are separate, the gap between the central incisors dark
+    right at the midline and each incisor bright in its middle; from the half-resolution render
+    alone the midline is no darker than the teeth."""
+    luma, (left, middle, right) = painted_incisors(model, mouth_detail=True)
+    darkest = np.argmin(luma[:, left : right + 1], axis=1) + left
+    assert (np.abs(darkest - middle) <= 1).all()  # the gap is at the midline, within a pixel
+    teeth = np.minimum(luma[:, left], luma[:, right])
+    gap = luma[:, middle - 1 : middle + 2].min(axis=1)
+    assert (gap < 0.5 * teeth).all()
+    coarse, _ = painted_incisors(model, mouth_detail=False)
+    coarse_gap = coarse[:, middle - 1 : middle + 2].min(axis=1)
+    assert (coarse_gap > 0.8 * np.minimum(coarse[:, left], coarse[:, right])).all()

@@ -67,10 +67,14 @@ def test_a_change_that_leaves_the_normals_alone_leaves_the_shading_alone(model, 
     assert not target_render[0, ..., EXPRESSION_SHADE].any()
 
 
-def test_a_fold_darkens_where_the_normal_turns_from_the_light(model, renderer):
+def test_a_fold_darkens_where_the_normal_turns_from_the_light(model):
     """browDown bends the skin between and above the brows: where a vertex's normal turns away
     from the light (computed here with numpy) the render's shading change is negative, where it
-    turns towards it positive, on the visible front face."""
+    turns towards it positive, on the visible front face (lightening not limited to the
+    source's own folds)."""
+    # a light from higher above than the default: browDown's turns are mostly up and down
+    config = RendererConfig(lighten_beyond_neutral=1.0, light=(0.0, 0.6, 1.0))
+    renderer = ReenactorRenderer(model, config)
     source, target = params(model), params(model, browDown_L=1.0, browDown_R=1.0)
     _, target_render = renderer.render(source, target[None], H, W)
     face_tris = model.triangles[model.triangle_material == MATERIAL_NAMES.index("M_Face")]
@@ -79,7 +83,7 @@ def test_a_fold_darkens_where_the_normal_turns_from_the_light(model, renderer):
     shapes = model.shape(both[:, ID_SLICE], both[:, EXPR_SLICE])  # (2, N, 3) model space, cm
     before = vertex_normals(shapes[0], face_tris)[ids]
     after = vertex_normals(shapes[1], face_tris)[ids]
-    light = np.asarray(RendererConfig().light, np.float64)
+    light = np.asarray(config.light, np.float64)
     light /= np.linalg.norm(light)
     turn = after @ light - before @ light  # > 0: towards the light
     canvas = model.decode(target[None])[0, ids]  # (n, 3) canvas pixels of the target
@@ -94,7 +98,6 @@ def test_a_fold_darkens_where_the_normal_turns_from_the_light(model, renderer):
     # smoothing over the mesh and across render pixels blurs the edges of a fold: most, not all
     assert np.mean(change[darker] < 0.0) > 0.85
     assert np.mean(change[lighter] > 0.0) > 0.85
-    config = RendererConfig()
     assert change.min() >= config.shade_ratio_min - 1.0 - 1e-6
     assert change.max() <= config.shade_ratio_max - 1.0 + 1e-6
     unmoved = front & (np.linalg.norm(shapes[1, ids] - shapes[0, ids], axis=1) == 0.0)
@@ -129,3 +132,35 @@ def test_the_reenactor_multiplies_the_face_by_the_shading_ratio(model, renderer)
     nothing[1:-1, 1:-1] &= nothing[1:-1, :-2] & nothing[1:-1, 2:]
     ys, xs = np.nonzero(nothing)
     np.testing.assert_array_equal(on[ys * d, xs * d], off[ys * d, xs * d])
+
+
+def test_only_the_sources_own_folds_lighten(model, renderer):
+    """By default a target is lit at most lighten_beyond_neutral brighter than the source with
+    a neutral expression: from a neutral source a frown lightens by no more than that (without
+    the limit, more); from a frowning source the neutral face lightens where the frown's folds
+    were, as much as without the limit; a stronger frown is never lighter than without the
+    limit and still darkens where it darkened."""
+    limit = RendererConfig().lighten_beyond_neutral
+    neutral = params(model)
+    frown = params(model, browDown_L=1.0, browDown_R=1.0)
+    unlimited = ReenactorRenderer(model, RendererConfig(lighten_beyond_neutral=1.0))
+    _, from_neutral = renderer.render(neutral, frown[None], H, W)
+    _, from_neutral_unlimited = unlimited.render(neutral, frown[None], H, W)
+    assert from_neutral[0, ..., EXPRESSION_SHADE].max() <= limit + 1e-6
+    assert from_neutral_unlimited[0, ..., EXPRESSION_SHADE].max() > limit + 0.02
+    assert from_neutral[0, ..., EXPRESSION_SHADE].min() < -0.05
+    _, back = renderer.render(frown, neutral[None], H, W)
+    _, back_unlimited = unlimited.render(frown, neutral[None], H, W)
+    assert back[0, ..., EXPRESSION_SHADE].max() > limit + 0.02
+    # back to neutral: the limit is the change itself. Tolerance: the limited render's normal
+    # matmul has one row more, and BLAS may sum it in another order (float32 rounding, 1e-6)
+    np.testing.assert_allclose(
+        back[0, ..., EXPRESSION_SHADE], back_unlimited[0, ..., EXPRESSION_SHADE], atol=1e-5
+    )
+    half = params(model, browDown_L=0.5, browDown_R=0.5)
+    _, deeper = renderer.render(half, frown[None], H, W)
+    _, deeper_unlimited = unlimited.render(half, frown[None], H, W)
+    limited, free = deeper[0, ..., EXPRESSION_SHADE], deeper_unlimited[0, ..., EXPRESSION_SHADE]
+    assert (limited <= free + 1e-5).all()  # never lighter than without the limit (as above)
+    darker = free < -0.05
+    assert darker.sum() > 50 and (limited[darker] < -0.02).all()
