@@ -39,7 +39,7 @@ mouth detail after the K renders), target_params (K, 162) float32. Output: (K, H
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +91,7 @@ class ReenactorConfig:
 
 
 DEFAULTS = ReenactorConfig()
+COLOUR_TUNABLES = ("teeth_rgb", "gums_rgb", "cavity_rgb", "shading_rgb")  # held as buffers
 NEAR_BLOCK = 4  # cells of the extension grid per cell of the reach dilation grid
 
 
@@ -106,50 +107,17 @@ class GeometricReenactor(torch.nn.Module):
     the flag, so the served TorchScript model does not change.
     """
 
-    def __init__(
-        self,
-        downsample: int = DEFAULTS.downsample,
-        levels: int = DEFAULTS.levels,
-        smooth_passes: int = DEFAULTS.smooth_passes,
-        reach_px: int = DEFAULTS.reach_px,
-        occlusion_tolerance_cm: float = DEFAULTS.occlusion_tolerance_cm,
-        occlusion_soft_cm: float = DEFAULTS.occlusion_soft_cm,
-        mouth_soften_px: int = DEFAULTS.mouth_soften_px,
-        mouth_from_source: bool = DEFAULTS.mouth_from_source,
-        teeth_rgb: tuple[float, float, float] = DEFAULTS.teeth_rgb,
-        gums_rgb: tuple[float, float, float] = DEFAULTS.gums_rgb,
-        cavity_rgb: tuple[float, float, float] = DEFAULTS.cavity_rgb,
-        teeth_from_photo: bool = DEFAULTS.teeth_from_photo,
-        teeth_min_pixels: int = DEFAULTS.teeth_min_pixels,
-        teeth_max_saturation: float = DEFAULTS.teeth_max_saturation,
-        teeth_min_shade: float = DEFAULTS.teeth_min_shade,
-        teeth_min_luma: float = DEFAULTS.teeth_min_luma,
-        teeth_skin_tint: float = DEFAULTS.teeth_skin_tint,
-        lip_shadow: float = DEFAULTS.lip_shadow,
-        lip_shadow_px: int = DEFAULTS.lip_shadow_px,
-        expression_shading: bool = DEFAULTS.expression_shading,
-        shading_rgb: tuple[float, float, float] = DEFAULTS.shading_rgb,
-        full_frame: bool = False,
-    ) -> None:
+    def __init__(self, config: ReenactorConfig | None = None, full_frame: bool = False) -> None:
         super().__init__()
+        config = config or ReenactorConfig()
         self.full_frame = full_frame
-        self.downsample = downsample
-        self.levels = levels
-        self.smooth_passes = smooth_passes
-        self.reach_px = reach_px
-        self.occlusion_tolerance_cm = occlusion_tolerance_cm
-        self.occlusion_soft_cm = occlusion_soft_cm
-        self.mouth_soften_px = mouth_soften_px
-        self.mouth_from_source = mouth_from_source
-        self.teeth_from_photo = teeth_from_photo
-        self.teeth_min_pixels = teeth_min_pixels
-        self.teeth_max_saturation = teeth_max_saturation
-        self.teeth_min_shade = teeth_min_shade
-        self.teeth_min_luma = teeth_min_luma
-        self.teeth_skin_tint = teeth_skin_tint
-        self.lip_shadow = lip_shadow
-        self.lip_shadow_px = lip_shadow_px
-        self.expression_shading = expression_shading
+        # every scalar tunable becomes an attribute of its name (TorchScript reads attributes);
+        # the colours become buffers below
+        for field in fields(ReenactorConfig):
+            if field.name not in COLOUR_TUNABLES:
+                setattr(self, field.name, getattr(config, field.name))
+        teeth_rgb, gums_rgb, cavity_rgb = config.teeth_rgb, config.gums_rgb, config.cavity_rgb
+        shading_rgb = config.shading_rgb
         # (3, 3) colours 0..255, rows teeth, gums, cavity: the order of the shade channels
         colours = torch.tensor([teeth_rgb, gums_rgb, cavity_rgb], dtype=torch.float32) * 255.0
         self.register_buffer("default_colours", colours)
@@ -168,34 +136,6 @@ class GeometricReenactor(torch.nn.Module):
         self.detail_margin = MOUTH_DETAIL_MARGIN
         self.scale_index = SCALE_SLICE.start
         self.near_block = NEAR_BLOCK
-
-    @classmethod
-    def from_config(cls, config: ReenactorConfig, full_frame: bool = False) -> GeometricReenactor:
-        """The reenactor of ``config``; ``full_frame``: the export path (see ``__init__``)."""
-        return cls(
-            full_frame=full_frame,
-            downsample=config.downsample,
-            levels=config.levels,
-            smooth_passes=config.smooth_passes,
-            reach_px=config.reach_px,
-            occlusion_tolerance_cm=config.occlusion_tolerance_cm,
-            occlusion_soft_cm=config.occlusion_soft_cm,
-            mouth_soften_px=config.mouth_soften_px,
-            mouth_from_source=config.mouth_from_source,
-            teeth_rgb=config.teeth_rgb,
-            gums_rgb=config.gums_rgb,
-            cavity_rgb=config.cavity_rgb,
-            teeth_from_photo=config.teeth_from_photo,
-            teeth_min_pixels=config.teeth_min_pixels,
-            teeth_max_saturation=config.teeth_max_saturation,
-            teeth_min_shade=config.teeth_min_shade,
-            teeth_min_luma=config.teeth_min_luma,
-            teeth_skin_tint=config.teeth_skin_tint,
-            lip_shadow=config.lip_shadow,
-            lip_shadow_px=config.lip_shadow_px,
-            expression_shading=config.expression_shading,
-            shading_rgb=config.shading_rgb,
-        )
 
     def forward(
         self,

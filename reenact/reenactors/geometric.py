@@ -17,4 +17,4 @@ MODE = GEOMETRIC_MODE
 
 def build(config: ReenactorConfig | None = None) -> torch.jit.ScriptModule:
     """The served geometric reenactor (scripted: its moving box is read off the data)."""
-    return torch.jit.script(GeometricReenactor.from_config(config or ReenactorConfig()).eval())
+    return torch.jit.script(GeometricReenactor(config).eval())

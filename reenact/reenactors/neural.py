@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from reenact.morphable import SCALE_SLICE, TRANS_SLICE
 from reenact.neural.config import ReenactorTrainConfig, from_mapping
 from reenact.neural.train import CHECKPOINT, build_generator
-from reenact.reenactor import GeometricReenactor, ReenactorConfig
+from reenact.reenactor import GeometricReenactor
 from reenact.reenactors import HYBRID_MODE, NEURAL_MODE, ReenactorMode
 from reenact.reenactors.contract import (
     CANVAS_HEIGHT,
@@ -162,7 +162,7 @@ def served_module(checkpoint: Path) -> tuple[ReenactorMode, nn.Module]:
     if config.reenactor_model and Path(config.reenactor_model).is_file():
         geometric = torch.jit.load(config.reenactor_model, map_location="cpu")
     else:
-        geometric = torch.jit.script(GeometricReenactor.from_config(ReenactorConfig()).eval())
+        geometric = torch.jit.script(GeometricReenactor().eval())
     module = ServedHybridReenactor(geometric, generator, config.height, config.width_px)
     return mode, module.eval()
 

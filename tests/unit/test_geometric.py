@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -260,7 +262,7 @@ def test_teeth_take_the_colour_of_the_photos_teeth(model, renderer, reenactor, c
 
 
 def test_teeth_keep_the_default_colour_without_teeth_in_the_photo(model, renderer, canvas):
-    untinted = GeometricReenactor(teeth_skin_tint=0.0).eval()
+    untinted = GeometricReenactor(replace(DEFAULTS, teeth_skin_tint=0.0)).eval()
     default = 255.0 * np.array(DEFAULTS.teeth_rgb)
     closed_render, teeth = source_teeth(renderer, model, bared=False)
     assert teeth.sum() < DEFAULTS.teeth_min_pixels
@@ -393,7 +395,7 @@ def test_full_frame_keeps_the_source_when_nothing_is_drawn(model, renderer, canv
 
 def static_mouth_colours(canvas, source_render, **options) -> tuple[np.ndarray, np.ndarray]:
     """The mouth colours (3, 3) of the boxed path's selections and of the static formulation."""
-    reenactor = GeometricReenactor(**options).eval()
+    reenactor = GeometricReenactor(replace(DEFAULTS, **options)).eval()
     with torch.inference_mode():
         args = torch.from_numpy(canvas), torch.from_numpy(source_render)
         return reenactor._mouth_colours(*args).numpy(), reenactor._mouth_colours_static(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from reenact.geometric import (
     tooth_labels,
 )
 from reenact.morphable import EXPR_SLICE, N_PARAMS, SCALE_SLICE, TRANS_SLICE, MorphableModel
-from reenact.reenactor import GeometricReenactor
+from reenact.reenactor import DEFAULTS, GeometricReenactor
 
 H, W = 512, 384
 SCALE = 40.0  # canvas pixels per cm: a close-up of the mouth, a front tooth ~30 px wide
@@ -85,7 +87,7 @@ def test_the_lips_shadow_is_deepest_under_the_upper_lip():
     """A rectangular mouth opening: the painted interior darkens towards its edges, more at
     the top edge (the upper lip's shadow, light from above) than at the bottom, not at all in
     the middle, and never by more than lip_shadow."""
-    reenactor = GeometricReenactor(lip_shadow=0.5, lip_shadow_px=4).eval()
+    reenactor = GeometricReenactor(replace(DEFAULTS, lip_shadow=0.5, lip_shadow_px=4)).eval()
     alpha = torch.zeros(1, 1, 60, 80)
     alpha[:, :, 10:50, 10:70] = 1.0
     factor = reenactor._lip_shadow(alpha)[0, 0]
