@@ -159,10 +159,9 @@ class GeometricReenactor(torch.nn.Module):
             target_render, zbuffer, scale, height, width
         )
 
-        out = source_canvas.unsqueeze(0).expand(k, height, width, 3).clone()
         box = _bounding_box(near.amax(dim=0)[0], 1)
         if box[0] >= box[1]:
-            return out
+            return source_canvas.unsqueeze(0).expand(k, height, width, 3).clone()
         # The moving box on the render, grown by a pixel so that upsampling it to the canvas
         # equals upsampling the whole render, then cut; and on the canvas.
         ry0, ry1 = max(box[0] * s - 1, 0), min(box[1] * s + 1, h)
@@ -199,6 +198,7 @@ class GeometricReenactor(torch.nn.Module):
         if my0 < my1:
             colours = self._mouth_colours(source_canvas, source_render)
             self._paint_mouth(warped, inside, trusted, mouth_box, own, colours)
+        out = _source_around(source_canvas, k, y0, y1, x0, x1)
         out[:, y0:y1, x0:x1] = warped.add_(0.5).clamp_(0.0, 255.0).permute(0, 2, 3, 1)
         return out
 
@@ -466,9 +466,11 @@ class GeometricReenactor(torch.nn.Module):
         bx0, bx1 = max(box[2] * r - ox, 0), min(box[3] * r - ox, cols)
         if by0 >= by1 or bx0 >= bx1:
             return
-        factor = _upsample_window(
-            self._shading_factor(change), r, by0 + oy, by1 + oy, bx0 + ox, bx1 + ox
-        )
+        # the factor of the render cells under the box only (the cells _upsample_window reads)
+        row0, row1, col0, col1 = by0 + oy, by1 + oy, bx0 + ox, bx1 + ox
+        ly0, ly1, lx0, lx1 = _window_cells(change, r, row0, row1, col0, col1)
+        cells = self._shading_factor(change[:, :, ly0:ly1, lx0:lx1])
+        factor = _upsample_crop(cells, r, row0 - ly0 * r, col0 - lx0 * r, by1 - by0, bx1 - bx0)
         warped[:, :, by0:by1, bx0:bx1].mul_(factor)
 
     def _sample(self, source_canvas: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -749,8 +751,7 @@ def _upsample_window(
 ) -> torch.Tensor:
     """Rows [row0, row1), columns [col0, col1) of the bilinear ``factor`` x upsampling of the
     whole (K, D, h, w), computed from the cells around that window only."""
-    ly0, ly1 = max(row0 // factor - 1, 0), min(-(-row1 // factor) + 1, low.shape[2])
-    lx0, lx1 = max(col0 // factor - 1, 0), min(-(-col1 // factor) + 1, low.shape[3])
+    ly0, ly1, lx0, lx1 = _window_cells(low, factor, row0, row1, col0, col1)
     return _upsample_crop(
         low[:, :, ly0:ly1, lx0:lx1],
         factor,
@@ -759,6 +760,35 @@ def _upsample_window(
         row1 - row0,
         col1 - col0,
     )
+
+
+def _window_cells(
+    low: torch.Tensor, factor: int, row0: int, row1: int, col0: int, col1: int
+) -> list[int]:
+    """[row0, row1, col0, col1) of the cells of low (K, D, h, w) whose bilinear ``factor`` x
+    upsampling covers canvas rows [row0, row1), columns [col0, col1) (a cell more each side)."""
+    return [
+        max(row0 // factor - 1, 0),
+        min(-(-row1 // factor) + 1, low.shape[2]),
+        max(col0 // factor - 1, 0),
+        min(-(-col1 // factor) + 1, low.shape[3]),
+    ]
+
+
+def _source_around(
+    source_canvas: torch.Tensor, k: int, y0: int, y1: int, x0: int, x1: int
+) -> torch.Tensor:
+    """(K, H, W, 3) uint8: source_canvas (H, W, 3) uint8 in each of K images outside rows
+    [y0, y1), columns [x0, x1), left unset inside (the caller writes it): no copy of pixels
+    that are overwritten."""
+    height, width = source_canvas.shape[0], source_canvas.shape[1]
+    out = torch.empty([k, height, width, 3], dtype=source_canvas.dtype, device=source_canvas.device)
+    source = source_canvas.unsqueeze(0)
+    out[:, :y0] = source[:, :y0]
+    out[:, y1:] = source[:, y1:]
+    out[:, y0:y1, :x0] = source[:, y0:y1, :x0]
+    out[:, y0:y1, x1:] = source[:, y0:y1, x1:]
+    return out
 
 
 def _upsample_crop(
