@@ -81,6 +81,7 @@ mouth detail.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -155,6 +156,28 @@ def pack_mouth_detail(detail: np.ndarray, h: int, w: int) -> np.ndarray:
     packed = np.zeros(n * per_slice, np.float32)
     packed[: detail.size] = detail.reshape(-1)
     return packed.reshape(n, h, w, N_CHANNELS)
+
+
+def ring_mean_matrix(edges: np.ndarray, n_vertices: int) -> torch.Tensor:
+    """(n, n) float32 sparse CSR matrix M whose product M @ values (n, D) is the mean of each
+    vertex's value and its neighbours' over the undirected ``edges`` (E, 2) int (each once,
+    no self-loops): one sparse product instead of a gather and a scatter per pass."""
+    rows = np.concatenate([edges[:, 0], edges[:, 1], np.arange(n_vertices)])
+    cols = np.concatenate([edges[:, 1], edges[:, 0], np.arange(n_vertices)])
+    order = np.lexsort((cols, rows))
+    rows, cols = rows[order], cols[order]
+    count = np.bincount(rows, minlength=n_vertices)  # the vertex and its neighbours
+    crow = np.concatenate([[0], np.cumsum(count)])
+    values = (1.0 / count[rows]).astype(np.float32)
+    with warnings.catch_warnings():  # torch calls its sparse CSR support a beta
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(crow.astype(np.int64)),
+            torch.from_numpy(cols.astype(np.int64)),
+            torch.from_numpy(values),
+            (n_vertices, n_vertices),
+            check_invariants=True,
+        )
 
 
 def tooth_labels(triangles: np.ndarray, n_vertices: int) -> np.ndarray:
@@ -327,10 +350,7 @@ class ReenactorRenderer:
             [vertex_normals_torch(neutral + shape, corners) - rest for shape in basis]
         ).reshape(model.n_expression, -1)  # (55, 3 S): each blendshape's normal change
         edges = np.unique(np.sort(tris[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1), axis=0)
-        self._edge_from = torch.from_numpy(np.concatenate([edges[:, 0], edges[:, 1]]))
-        self._edge_to = torch.from_numpy(np.concatenate([edges[:, 1], edges[:, 0]]))
-        degree = np.bincount(edges.ravel(), minlength=shaded.size) + 1.0  # and the vertex
-        self._inverse_degree = torch.from_numpy((1.0 / degree).astype(np.float32)[:, None])
+        self._ring_mean = ring_mean_matrix(edges, shaded.size)
 
     def _teeth_pattern(self, model: MorphableModel, used: np.ndarray) -> np.ndarray:
         """(N,) float32 factor on the teeth shade: 1 in the middle of each tooth's front, falling
@@ -582,8 +602,7 @@ class ReenactorRenderer:
     def _smooth(self, values: torch.Tensor, passes: int) -> torch.Tensor:
         """``passes`` means over each vertex and its 1-ring of values (S, D) on the face."""
         for _ in range(passes):
-            total = values.index_add(0, self._edge_to, values.index_select(0, self._edge_from))
-            values = total * self._inverse_degree
+            values = self._ring_mean @ values
         return values
 
     def _attributes(

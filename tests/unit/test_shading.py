@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from reenact.geometric import EXPRESSION_SHADE, WARP_WEIGHT, ReenactorRenderer, RendererConfig
+from reenact.geometric import (
+    EXPRESSION_SHADE,
+    WARP_WEIGHT,
+    ReenactorRenderer,
+    RendererConfig,
+    ring_mean_matrix,
+)
 from reenact.morphable import (
     EXPR_SLICE,
     ID_SLICE,
@@ -167,3 +173,21 @@ def test_only_the_sources_own_folds_lighten(model, renderer):
     assert (limited <= free + 1e-5).all()  # never lighter than without the limit (as above)
     darker = free < -0.05
     assert darker.sum() > 50 and (limited[darker] < -0.02).all()
+
+
+def test_the_ring_mean_is_each_vertex_averaged_with_its_neighbours():
+    # a square 0-1-2-3 with its diagonal 0-2, and a vertex 4 on no edge
+    edges = np.array([[0, 1], [1, 2], [2, 3], [0, 3], [0, 2]])
+    values = np.array([[1.0, 10.0], [2.0, 20.0], [4.0, 40.0], [8.0, 80.0], [16.0, 160.0]])
+    expected = np.array(
+        [
+            (values[0] + values[1] + values[2] + values[3]) / 4,
+            (values[1] + values[0] + values[2]) / 3,
+            (values[2] + values[0] + values[1] + values[3]) / 4,
+            (values[3] + values[0] + values[2]) / 3,
+            values[4],
+        ]
+    )
+    mean = ring_mean_matrix(edges, 5) @ torch.from_numpy(values.astype(np.float32))
+    # float32 sums of four values under 200: well within 1e-5 relative
+    np.testing.assert_allclose(mean.numpy(), expected, rtol=1e-5)
