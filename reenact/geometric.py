@@ -82,6 +82,7 @@ mouth detail.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -89,7 +90,7 @@ import numpy as np
 import torch
 
 import pnccrender
-from reenact.head_render import PIXEL_CENTRE, vertex_normals_torch
+from reenact.head_render import PIXEL_CENTRE, corner_incidence, vertex_normals_torch
 from reenact.morphable import (
     EXPR_SLICE,
     FLIP_Y,
@@ -145,6 +146,13 @@ BROWS = tuple(range(17, 27))
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
+
+
+def _write_rolled(target: np.ndarray, rows: np.ndarray) -> None:
+    """target[:] = np.roll(rows, -1, axis=0), without the rolled copy: the first row of rows
+    (B, ...) goes last (the source, which the renderer's arguments have first)."""
+    target[:-1] = rows[1:]
+    target[-1] = rows[0]
 
 
 def pack_mouth_detail(detail: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -291,9 +299,11 @@ class ReenactorRenderer:
         self._classify(model, used)
         self._static_weight = self._front_face_weight(model, used)
         self._corners = [torch.from_numpy(c.astype(np.int64)) for c in self.triangles.T]
+        self._incidence = corner_incidence(self._corners, used.size)
         assert not self.is_eye[self._mouth_start :].any()
         self._eye_index = np.flatnonzero(self.is_eye)  # all before the mouth slice
         self._identity_cache: tuple[bytes, torch.Tensor] | None = None
+        self._worker: ThreadPoolExecutor | None = None
         self._attribute_buffer = np.empty((0, used.size, contract.n_channels), np.float32)
         self._pncc = ncc(model)[used] if contract.pncc else None  # (N, 3), static
         chin_y = float(model.neutral[model.landmarks_68[8], 1])
@@ -323,8 +333,9 @@ class ReenactorRenderer:
         kept = np.unique(triangles)
         local = np.full(used.size, -1, np.int64)
         local[kept] = np.arange(kept.size)
-        self._detail_vertices = kept
-        self._detail_vertex_index = torch.from_numpy(kept)
+        # a slice when the kept vertices are one run (the mouth interior alone): no gather
+        run = kept.size > 0 and kept[-1] - kept[0] + 1 == kept.size
+        self._detail_vertices = slice(int(kept[0]), int(kept[-1]) + 1) if run else kept
         self._detail_triangles = np.ascontiguousarray(local[triangles], np.int32)
 
     def _init_expression_shading(self, model: MorphableModel, used: np.ndarray) -> None:
@@ -444,6 +455,13 @@ class ReenactorRenderer:
         weight[self.is_mouth] = 0.0
         return weight.astype(np.float32)
 
+    def _shading_worker(self) -> ThreadPoolExecutor:
+        """The thread that computes the expression shading during :meth:`render` (started
+        on first use)."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="expression-shading")
+        return self._worker
+
     @property
     def n_vertices(self) -> int:
         return int(self.vertex_ids.size)
@@ -501,14 +519,20 @@ class ReenactorRenderer:
         image.numpy()[:, self.is_iris, 2] += self.config.iris_depth_bias_cm * scale
         # The head turns on the neck: the lower neck of a target stays where the source has it.
         image[1:] = torch.lerp(image[:1], image[1:], self._follow)
-        normals = vertex_normals_torch(shape[0], self._corners)  # the source's, (N, 3)
+        normals = vertex_normals_torch(shape[0], self._corners, self._incidence)  # (N, 3)
         facing = torch.from_numpy(rotation[:, 2, :]) @ normals.T  # (B, N) normal z in each view
-        shade_change = self._expression_shading(params[:, EXPR_SLICE], normals, rotation[0])
+        # the expression shading (torch) alongside the other attributes (numpy): both release
+        # the GIL in their array work, so a second core shortens the render
+        shading = self._shading_worker().submit(
+            self._expression_shading, params[:, EXPR_SLICE], normals, rotation[0]
+        )
         # Canvas pixel x (centres at integers) lies at (x + 0.5) / d on the render, whose pixel
         # centres pnccrender samples at +0.5.
         vertices = torch.addcmul(self._raster_offset, image, self._raster_scale)
         # Single-threaded numpy last, so torch's worker threads are idle when pnccrender starts.
-        attributes = self._attributes(image, facing.numpy(), shape.numpy(), shade_change)
+        attributes = self._attributes(image, facing.numpy(), shape.numpy())
+        m = self._mouth_start  # the EXPRESSION_SHADE of the non-mouth vertices (0 on the mouth)
+        _write_rolled(attributes[:, :m, EXPRESSION_SHADE], shading.result().numpy())
         d = self.config.downscale
         h, w = -(-height // d), -(-width // d)
         k = targets.shape[0]
@@ -552,7 +576,7 @@ class ReenactorRenderer:
         if y0 >= y1 or x0 >= x1:
             return None
         origin = torch.tensor([PIXEL_CENTRE - x0, PIXEL_CENTRE - y0, 0.0])
-        vertices = (image.index_select(1, self._detail_vertex_index) + origin).numpy()
+        vertices = (image[:, self._detail_vertices] + origin).numpy()
         channels = attributes[:, self._detail_vertices, MOUTH_DETAIL]
         return pnccrender.render(
             vertices,
@@ -610,11 +634,10 @@ class ReenactorRenderer:
         image: torch.Tensor,
         facing: np.ndarray,
         model_space: np.ndarray,
-        shade_change: torch.Tensor,
     ) -> np.ndarray:
         """(B, N, C) float32 per-vertex attributes. image: (B, N, 3) canvas pixels; facing:
-        (B, N) normal z in each view; model_space: (B, N, 3) cm; shade_change: (B, m) the
-        EXPRESSION_SHADE of the non-mouth vertices.
+        (B, N) normal z in each view; model_space: (B, N, 3) cm. All channels but
+        EXPRESSION_SHADE (:meth:`render` writes it) of the non-mouth vertices.
 
         Written into a buffer kept between calls (not thread-safe): the channels that never
         change (COVERAGE, the mouth channels off the mouth, MOUTH_ALPHA) are set once per B.
@@ -638,10 +661,9 @@ class ReenactorRenderer:
         grazing *= self._static_weight[:m]
         eye = self._eye_index
         grazing[:, eye] = self._static_weight[eye]
-        out[:, :m, WARP_WEIGHT] = np.roll(grazing, -1, axis=0)  # 0 on the mouth (set once)
+        _write_rolled(out[:, :m, WARP_WEIGHT], grazing)  # 0 on the mouth (set once)
         depth_behind = np.maximum(self._cavity_front_z - model_space[:, m:, 2], 0.0)
         shades = mouth_shades(self.mouth_material[m:], facing[:, m:], depth_behind, cfg)
         shades[:, :, 0] *= self._teeth_shade
-        out[:, m:, MOUTH_SHADES] = np.roll(shades, -1, axis=0)
-        out[:, :m, EXPRESSION_SHADE] = np.roll(shade_change.numpy(), -1, axis=0)  # 0 on the mouth
+        _write_rolled(out[:, m:, MOUTH_SHADES], shades)
         return out

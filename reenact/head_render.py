@@ -12,6 +12,7 @@ Coordinates: reenact's image convention, pixel centres at integers (``cv2``'s), 
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -63,17 +64,38 @@ def _distance_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
     return best
 
 
-def vertex_normals_torch(v: torch.Tensor, corners: list[torch.Tensor]) -> torch.Tensor:
+def vertex_normals_torch(
+    v: torch.Tensor, corners: list[torch.Tensor], incidence: torch.Tensor | None = None
+) -> torch.Tensor:
     """Area-weighted unit vertex normals (N, 3) float32 of vertices v: (N, 3) float32; corners:
-    the three columns of the (T, 3) triangles as int64 tensors (zero on no triangle)."""
+    the three columns of the (T, 3) triangles as int64 tensors (zero on no triangle).
+    incidence: their :func:`corner_incidence`, for meshes whose normals are computed often
+    (one sparse product instead of three scatters; the sums differ by float round-off)."""
     v0 = v.index_select(0, corners[0])
     face = torch.linalg.cross(
         v.index_select(0, corners[1]) - v0, v.index_select(0, corners[2]) - v0
     )
-    normals = torch.zeros_like(v)
-    for column in corners:
-        normals.index_add_(0, column, face)
+    if incidence is not None:
+        normals = incidence @ face
+    else:
+        normals = torch.zeros_like(v)
+        for column in corners:
+            normals.index_add_(0, column, face)
     return torch.nn.functional.normalize(normals, dim=1, eps=1e-12)
+
+
+def corner_incidence(corners: list[torch.Tensor], n_vertices: int) -> torch.Tensor:
+    """(n_vertices, T) float32 sparse CSR matrix of the triangles whose three corners are
+    ``corners`` (int64 tensors (T,)): entry (i, t) counts how often vertex i is a corner of
+    triangle t, so that its product with per-triangle values (T, D) sums them per vertex."""
+    triangles = torch.arange(corners[0].shape[0]).repeat(len(corners))
+    index = torch.stack([torch.cat(corners), triangles])
+    ones = torch.ones(index.shape[1], dtype=torch.float32)
+    size = (n_vertices, corners[0].shape[0])
+    with warnings.catch_warnings():  # torch calls its sparse CSR support a beta
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        coo = torch.sparse_coo_tensor(index, ones, size, check_invariants=True)
+        return coo.coalesce().to_sparse_csr()
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,20 @@
-"""The painted ICT head: brows and lips on request."""
+"""The painted ICT head: brows and lips on request; vertex normals."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from reenact.correspondence import view_params
-from reenact.head_render import BROW_RGB, LIP_RGB, MATERIAL_COLOURS, HeadPainter
+from reenact.head_render import (
+    BROW_RGB,
+    LIP_RGB,
+    MATERIAL_COLOURS,
+    HeadPainter,
+    corner_incidence,
+    vertex_normals_torch,
+)
 from reenact.morphable import MorphableModel
 
 
@@ -36,3 +44,21 @@ def test_painted_brows_are_darker_than_the_forehead(model):
     brow = np.rint(vertices[model.landmarks_68[19], :2]).astype(int)  # x, y of a brow point
     forehead = brow - [0, 25]
     assert image[brow[1], brow[0]].sum() < image[forehead[1], forehead[0]].sum() - 150
+
+
+def test_vertex_normals_are_the_area_weighted_face_normals_with_or_without_incidence():
+    # a tent: two triangles meeting at the ridge 0-1, one twice the other's area; vertex 4 is
+    # on no triangle
+    v = torch.tensor(
+        [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, -2.0, 2.0], [5.0, 5.0, 5.0]]
+    )
+    triangles = np.array([[0, 1, 2], [1, 0, 3]])
+    corners = [torch.from_numpy(c.astype(np.int64)) for c in triangles.T]
+    # face normals (cross products, length = twice the area): (0, -1, 1) and (0, 2, 2)
+    a, b = np.array([0.0, -1.0, 1.0]), np.array([0.0, 2.0, 2.0])
+    ridge = (a + b) / np.linalg.norm(a + b)
+    expected = np.array([ridge, ridge, a / np.linalg.norm(a), b / np.linalg.norm(b), [0, 0, 0]])
+    incidence = corner_incidence(corners, 5)
+    for normals in (vertex_normals_torch(v, corners), vertex_normals_torch(v, corners, incidence)):
+        # float32 sums and square roots of numbers near 1: within 1e-6
+        np.testing.assert_allclose(normals.numpy(), expected, atol=1e-6)
