@@ -288,7 +288,9 @@ class GeometricReenactor(torch.nn.Module):
         float32, ``near`` (K, 1, hl, wl) bool (where the motion may be nonzero) and the filled,
         smoothed displacement (K, 2, hl, wl) float32 in canvas pixels."""
         r, s, f = self._factors(height, target_render.shape[1])
-        low = target_render[:, s // 2 :: s, s // 2 :: s].permute(0, 3, 1, 2)  # (K, C, hl, wl)
+        # (K, C, hl, wl), contiguous: every channel below is read from it (a strided read of
+        # one channel would fetch the cache lines of all of them)
+        low = target_render[:, s // 2 :: s, s // 2 :: s].permute(0, 3, 1, 2).contiguous()
         visible = self._visibility(low, zbuffer, scale, height, width)  # (K, 1, hl, wl)
         coverage = low[:, self.coverage : self.coverage + 1]
         mouth = low[:, self.mouth_alpha : self.mouth_alpha + 1]
