@@ -485,7 +485,8 @@ class ReenactorRenderer:
                 self._neutral, torch.from_numpy(identity.copy()), self._identity_basis
             )
         expression = torch.from_numpy(np.ascontiguousarray(params[:, EXPR_SLICE]))
-        return torch.addmm(base, expression, self._expression_basis).reshape(params.shape[0], -1, 3)
+        decoded = (expression @ self._expression_basis).add_(base)  # addmm's numbers, faster
+        return decoded.reshape(params.shape[0], -1, 3)
 
     def render(
         self,
@@ -511,11 +512,9 @@ class ReenactorRenderer:
         scale = params[:, SCALE_SLICE]  # (B, 1)
         linear = scale[:, :, None] * FLIP_Y[:, None] * rotation  # (B, 3, 3): s F R
         # (B, N, 3) canvas pixels, in torch: numpy is slow at broadcasting over a last axis of 3.
-        image = torch.baddbmm(
-            torch.from_numpy(np.ascontiguousarray(params[:, None, TRANS_SLICE])),
-            shape,
-            torch.from_numpy(np.ascontiguousarray(linear.transpose(0, 2, 1))),
-        )
+        # bmm, then the translation added: the numbers of baddbmm, in less than half its time
+        image = torch.bmm(shape, torch.from_numpy(np.ascontiguousarray(linear.transpose(0, 2, 1))))
+        image.add_(torch.from_numpy(np.ascontiguousarray(params[:, None, TRANS_SLICE])))
         image.numpy()[:, self.is_iris, 2] += self.config.iris_depth_bias_cm * scale
         # The head turns on the neck: the lower neck of a target stays where the source has it.
         image[1:] = torch.lerp(image[:1], image[1:], self._follow)
