@@ -261,7 +261,7 @@ def mouth_shades(
     falloff = np.where(teeth, config.teeth_falloff_cm, config.cavity_falloff_cm).astype(np.float32)
     lit = np.clip(facing, 0.0, 1.0)
     shade = (ambient + (1.0 - ambient) * lit) * np.exp(-depth_behind / falloff)
-    return (shade[:, :, None] * material).astype(np.float32)
+    return (shade[:, :, None] * material).astype(np.float32, copy=False)
 
 
 class ReenactorRenderer:
@@ -520,23 +520,28 @@ class ReenactorRenderer:
         image[1:] = torch.lerp(image[:1], image[1:], self._follow)
         normals = vertex_normals_torch(shape[0], self._corners, self._incidence)  # (N, 3)
         facing = torch.from_numpy(rotation[:, 2, :]) @ normals.T  # (B, N) normal z in each view
-        # the expression shading (torch) alongside the other attributes (numpy): both release
-        # the GIL in their array work, so a second core shortens the render
+        attributes = self._buffer(params.shape[0])
+        # the expression shading (torch) written by a second thread alongside the other
+        # attributes (numpy): both release the GIL in their array work
         shading = self._shading_worker().submit(
-            self._expression_shading, params[:, EXPR_SLICE], normals, rotation[0]
+            self._write_expression_shading,
+            attributes[:, : self._mouth_start, EXPRESSION_SHADE],
+            params[:, EXPR_SLICE],
+            normals,
+            rotation[0],
         )
         # Canvas pixel x (centres at integers) lies at (x + 0.5) / d on the render, whose pixel
-        # centres pnccrender samples at +0.5.
-        vertices = torch.addcmul(self._raster_offset, image, self._raster_scale)
-        # Single-threaded numpy last, so torch's worker threads are idle when pnccrender starts.
-        attributes = self._attributes(image, facing.numpy(), shape.numpy())
-        m = self._mouth_start  # the EXPRESSION_SHADE of the non-mouth vertices (0 on the mouth)
-        _write_rolled(attributes[:, :m, EXPRESSION_SHADE], shading.result().numpy())
+        # centres pnccrender samples at +0.5. The source last, as in the attributes.
+        vertices = torch.empty_like(image)
+        torch.addcmul(self._raster_offset, image[1:], self._raster_scale, out=vertices[:-1])
+        torch.addcmul(self._raster_offset, image[:1], self._raster_scale, out=vertices[-1:])
+        self._attributes(attributes, image, facing.numpy(), shape.numpy())
+        shading.result()
         d = self.config.downscale
         h, w = -(-height // d), -(-width // d)
         k = targets.shape[0]
         result = pnccrender.render(
-            np.roll(vertices.numpy(), -1, axis=0),  # the source last, as the attributes
+            vertices.numpy(),
             self.triangles,
             attributes,
             h,
@@ -628,32 +633,46 @@ class ReenactorRenderer:
             values = self._ring_mean @ values
         return values
 
-    def _attributes(
-        self,
-        image: torch.Tensor,
-        facing: np.ndarray,
-        model_space: np.ndarray,
-    ) -> np.ndarray:
-        """(B, N, C) float32 per-vertex attributes. image: (B, N, 3) canvas pixels; facing:
-        (B, N) normal z in each view; model_space: (B, N, 3) cm. All channels but
-        EXPRESSION_SHADE (:meth:`render` writes it) of the non-mouth vertices.
-
-        Written into a buffer kept between calls (not thread-safe): the channels that never
-        change (COVERAGE, the mouth channels off the mouth, MOUTH_ALPHA) are set once per B.
-        Its rows are the meshes in pnccrender's order, the source last (the arguments have it
-        first).
-        """
-        cfg = self.config
-        b, n = facing.shape
-        m = self._mouth_start
+    def _buffer(self, b: int) -> np.ndarray:
+        """The (b, N, C) float32 attribute buffer kept between calls (not thread-safe), its
+        channels that never change (COVERAGE, the mouth channels off the mouth, MOUTH_ALPHA)
+        set when b changes. Its rows are the meshes in pnccrender's order, the source last
+        (:meth:`render`'s arguments have it first)."""
         out = self._attribute_buffer
         if out.shape[0] != b:
-            out = np.zeros((b, n, self.contract.n_channels), np.float32)
+            m = self._mouth_start
+            out = np.zeros((b, self.n_vertices, self.contract.n_channels), np.float32)
             out[:, :, COVERAGE] = 1.0
             out[:, m:, MOUTH_ALPHA] = 1.0
             if self._pncc is not None:
                 out[:, :, PNCC_FIRST : PNCC_FIRST + 3] = self._pncc
             self._attribute_buffer = out
+        return out
+
+    def _write_expression_shading(
+        self,
+        target: np.ndarray,
+        expression: np.ndarray,
+        source_normals: torch.Tensor,
+        source_rotation: np.ndarray,
+    ) -> None:
+        """:meth:`_expression_shading` written into target (B, m) float32, the
+        EXPRESSION_SHADE of the buffer's non-mouth vertices (0 on the mouth, set once)."""
+        change = self._expression_shading(expression, source_normals, source_rotation)
+        _write_rolled(target, change.numpy())
+
+    def _attributes(
+        self,
+        out: np.ndarray,
+        image: torch.Tensor,
+        facing: np.ndarray,
+        model_space: np.ndarray,
+    ) -> None:
+        """Write the per-vertex attributes that change per call into out (B, N, C) float32,
+        the :meth:`_buffer` (all but EXPRESSION_SHADE). image: (B, N, 3) canvas pixels;
+        facing: (B, N) normal z in each view; model_space: (B, N, 3) cm."""
+        cfg = self.config
+        m = self._mouth_start
         torch.from_numpy(out)[:, :, SRC_X : SRC_Z + 1] = image[0]
         grazing = _smoothstep(facing[:, :m], cfg.grazing_low, cfg.grazing_high)
         grazing *= grazing[:1]
@@ -665,4 +684,3 @@ class ReenactorRenderer:
         shades = mouth_shades(self.mouth_material[m:], facing[:, m:], depth_behind, cfg)
         shades[:, :, 0] *= self._teeth_shade
         _write_rolled(out[:, m:, MOUTH_SHADES], shades)
-        return out
