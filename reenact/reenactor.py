@@ -746,8 +746,10 @@ def _dilate(x: torch.Tensor, radius_y: int, radius_x: int, traceable: bool = Fal
 def _box_blur(x: torch.Tensor, radius: int, traceable: bool = False) -> torch.Tensor:
     """(2 radius + 1)^2 box mean of (K, D, h, w) over the cells inside the image (as
     ``avg_pool2d(..., count_include_pad=False)``; ``traceable``: see _window_sum)."""
-    ones = torch.ones(1, 1, x.shape[2], x.shape[3], dtype=x.dtype, device=x.device)
-    count = _window_sum(_window_sum(ones, radius, 2, traceable), radius, 3, traceable)
+    # the count of cells inside, rows times columns (small integers: exact)
+    rows = torch.ones(1, 1, x.shape[2], 1, dtype=x.dtype, device=x.device)
+    cols = torch.ones(1, 1, 1, x.shape[3], dtype=x.dtype, device=x.device)
+    count = _window_sum(rows, radius, 2, traceable) * _window_sum(cols, radius, 3, traceable)
     return _window_sum(_window_sum(x, radius, 2, traceable), radius, 3, traceable) / count
 
 
