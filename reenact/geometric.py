@@ -81,6 +81,7 @@ mouth detail.
 
 from __future__ import annotations
 
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -267,7 +268,9 @@ def mouth_shades(
 class ReenactorRenderer:
     """Decodes source + K target parameter sets and renders them with reenactor attributes.
 
-    Built once per model; :meth:`render` is the per-request hot path.
+    Built once per model; :meth:`render` is the per-request hot path (one call at a time: it
+    keeps its attribute buffer between calls, and computes the expression shading on a second
+    thread of its own).
     """
 
     def __init__(
@@ -304,6 +307,7 @@ class ReenactorRenderer:
         self._eye_index = np.flatnonzero(self.is_eye)  # all before the mouth slice
         self._identity_cache: tuple[bytes, torch.Tensor] | None = None
         self._worker: ThreadPoolExecutor | None = None
+        self._worker_pid = 0
         self._attribute_buffer = np.empty((0, used.size, contract.n_channels), np.float32)
         self._pncc = ncc(model)[used] if contract.pncc else None  # (N, 3), static
         chin_y = float(model.neutral[model.landmarks_68[8], 1])
@@ -457,9 +461,10 @@ class ReenactorRenderer:
 
     def _shading_worker(self) -> ThreadPoolExecutor:
         """The thread that computes the expression shading during :meth:`render` (started
-        on first use)."""
-        if self._worker is None:
+        on first use, and again in a forked child, which has none of its parent's threads)."""
+        if self._worker is None or self._worker_pid != os.getpid():
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="expression-shading")
+            self._worker_pid = os.getpid()
         return self._worker
 
     @property
