@@ -586,13 +586,15 @@ class GeometricReenactor(torch.nn.Module):
         extension-grid cells (s x s canvas pixels) with interior, grown by two cells (so a result
         never depends on the other targets of the batch). low_mouth: (K, 1, h, w) mouth alpha on
         the extension grid."""
-        own = _dilate((low_mouth > 0.0).to(torch.float32), 2, 2)
-        box = _bounding_box(own.amax(dim=0)[0], 0)
+        drawn = (low_mouth > 0.0).to(torch.float32)
+        # the box of the cells grown by two is the cells' box grown by two; and within it the
+        # growth sees every cell with interior, so it is computed there only
+        box = _bounding_box(drawn.amax(dim=0)[0], 2)
         my0, my1 = max(box[0] * s - y0, 0), min(box[1] * s - y0, rows)
         mx0, mx1 = max(box[2] * s - x0, 0), min(box[3] * s - x0, cols)
         if box[0] >= box[1] or my0 >= my1 or mx0 >= mx1:
-            return [0, 0, 0, 0], own[:, :, :0, :0] > 0.0
-        cells = own[:, :, box[0] : box[1], box[2] : box[3]]
+            return [0, 0, 0, 0], drawn[:, :, :0, :0] > 0.0
+        cells = _dilate(drawn[:, :, box[0] : box[1], box[2] : box[3]], 2, 2)
         mask = _upsample_nearest(cells, s)
         oy, ox = my0 + y0 - box[0] * s, mx0 + x0 - box[2] * s
         return [my0, my1, mx0, mx1], mask[:, :, oy : oy + my1 - my0, ox : ox + mx1 - mx0] > 0.0
