@@ -26,7 +26,12 @@ from reenact.errors import RequestError
 from reenact.geometric import ReenactorRenderer
 from reenact.morphable import EXPR_SLICE, ID_SLICE, N_EXPRESSION, ROT_SLICE, MorphableModel
 from reenact.postprocess import PostprocessConfig, postprocess
-from reenact.preprocess import FacePreprocessor, PreprocessConfig, face_index_option
+from reenact.preprocess import (
+    FacePreprocessor,
+    PreprocessConfig,
+    Preprocessed,
+    face_index_option,
+)
 from reenact.reenactors import DEFAULT_MODE, get_mode
 from reenact.templates import TemplateDatabase, facs_database
 
@@ -358,11 +363,11 @@ class Reenactment:
         self.predict_mesh = predict_mesh
         self.reenact = reenact
 
-    def __call__(self, data: bytes, options: ReenactOptions) -> ReenactmentOutput:
-        """Raises RequestError for a photo or options the service cannot use."""
-        pre = self.preprocess(data, options.face_index)
+    def source_params(self, pre: Preprocessed) -> np.ndarray:
+        """The 3DMM parameters (162,) float32 of a preprocessed photo's face, canvas pixels.
+        Raises RequestError when the mesh predictor finds no human face."""
         crop_params, crop_landmarks, presence = self.predict_mesh(pre.landmark_crop[None])
-        source = postprocess(
+        return postprocess(
             crop_params,
             crop_landmarks,
             presence,
@@ -370,6 +375,11 @@ class Reenactment:
             pre.image_to_canvas,
             self.postprocess,
         ).source_params
+
+    def __call__(self, data: bytes, options: ReenactOptions) -> ReenactmentOutput:
+        """Raises RequestError for a photo or options the service cannot use."""
+        pre = self.preprocess(data, options.face_index)
+        source = self.source_params(pre)
         expressions = options.expressions
         if expressions is None:
             expressions = self.templates.lookup(

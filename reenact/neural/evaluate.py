@@ -22,7 +22,6 @@ import torch
 from reenact import face_geometry, metrics
 from reenact.morphable import ID_SLICE
 from reenact.neural.data import PHOTO_SUFFIXES
-from reenact.postprocess import postprocess
 from reenact.reenactment import Reenactment
 
 Generate = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -75,17 +74,8 @@ def canvas_params(
     """A photo's canvas (H, W, 3) uint8, its 3DMM params (162,) in canvas pixels and its face box
     (4,) in canvas pixels, by the product's pipeline."""
     pre = reenactment.preprocess(data)
-    crop_params, landmarks, presence = reenactment.predict_mesh(pre.landmark_crop[None])
-    result = postprocess(
-        crop_params,
-        landmarks,
-        presence,
-        pre.crop_to_image,
-        pre.image_to_canvas,
-        reenactment.postprocess,
-    )
     corners = face_geometry.apply_affine(pre.image_to_canvas, pre.face_box.reshape(2, 2))
-    return pre.canvas, result.source_params, corners.reshape(4).astype(np.float32)
+    return pre.canvas, reenactment.source_params(pre), corners.reshape(4).astype(np.float32)
 
 
 def _embedder(options: EvalOptions, skipped: dict[str, str]):

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import torch
 
 from reenact.face_geometry import CanvasConfig
+from reenact.morphable import N_PARAMS
 
 CANVAS_HEIGHT = CanvasConfig.height  # the canvas every request is framed on
 CANVAS_WIDTH = CanvasConfig.width
@@ -112,7 +113,7 @@ class RenderContract:
             "SOURCE_CANVAS__0": (height, width, 3),
             "SOURCE_RENDER__1": (h, w, self.n_channels),
             "TARGET_RENDER__2": (-1, h, w, self.n_channels),
-            "TARGET_PARAMS__3": (-1, 162),
+            "TARGET_PARAMS__3": (-1, N_PARAMS),
             "REENACTED__0": (-1, height, width, 3),
         }
 

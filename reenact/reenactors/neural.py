@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reenact.morphable import SCALE_SLICE, TRANS_SLICE
+from reenact.morphable import N_PARAMS, SCALE_SLICE, TRANS_SLICE
 from reenact.neural.config import ReenactorTrainConfig, from_mapping
 from reenact.neural.train import CHECKPOINT, build_generator
 from reenact.reenactor import GeometricReenactor
@@ -76,6 +76,16 @@ def _to_canvas(image: Tensor, height: int, width: int) -> Tensor:
     return pixels.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
+def _targets(
+    target_render: Tensor, target_params: Tensor, canvas_height: int, height: int, width: int
+) -> tuple[Tensor, Tensor]:
+    """The K targets at the networks' height x width: their PNCC (K, 3, height, width) from
+    target_render (K + n, h, w, C), and their parameters (K, 162) in those pixels."""
+    k = target_params.shape[0]
+    pncc = _resize_pncc(target_render[:k], height, width)
+    return pncc, resize_params(target_params, height / canvas_height)
+
+
 class ServedNeuralReenactor(nn.Module):
     """The neural mode's ``reenactor``: forward(source_canvas (H, W, 3) uint8, source_render
     (h, w, C) float32, target_render (K, h, w, C) float32, target_params (K, 162) float32) →
@@ -93,8 +103,9 @@ class ServedNeuralReenactor(nn.Module):
         k = target_params.shape[0]
         source = _to_network(source_canvas.unsqueeze(0), self.height, self.width)
         source_pncc = _resize_pncc(source_render.unsqueeze(0), self.height, self.width)
-        target_pncc = _resize_pncc(target_render[:k], self.height, self.width)
-        params = resize_params(target_params, self.height / source_canvas.shape[0])
+        target_pncc, params = _targets(
+            target_render, target_params, source_canvas.shape[0], self.height, self.width
+        )
         _, enhanced = self.generator(
             source.expand(k, -1, -1, -1), source_pncc.expand(k, -1, -1, -1), target_pncc, params
         )
@@ -123,8 +134,9 @@ class ServedHybridReenactor(nn.Module):
             target_params,
         )
         geometric = _to_network(warped, self.height, self.width)
-        target_pncc = _resize_pncc(target_render[:k], self.height, self.width)
-        params = resize_params(target_params, self.height / source_canvas.shape[0])
+        target_pncc, params = _targets(
+            target_render, target_params, source_canvas.shape[0], self.height, self.width
+        )
         enhanced = self.enhancer(geometric, target_pncc, params)
         return _to_canvas(enhanced, source_canvas.shape[0], source_canvas.shape[1])
 
@@ -170,7 +182,7 @@ def served_module(checkpoint: Path) -> tuple[ReenactorMode, nn.Module]:
 def example_inputs(targets: int = 2) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Inputs of the contract's shapes for tracing (blank canvas, empty renders)."""
     h, w = LEARNED.render_size()
-    params = torch.zeros(targets, 162)
+    params = torch.zeros(targets, N_PARAMS)
     params[:, SCALE_SLICE] = 20.0
     return (
         torch.zeros(CANVAS_HEIGHT, CANVAS_WIDTH, 3, dtype=torch.uint8),

@@ -7,12 +7,7 @@ import pytest
 
 from reenact import correspondence as corr
 from reenact.landmarks.detection import FaceLandmarker
-from reenact.morphable import MATERIAL_NAMES, MorphableModel
-
-
-@pytest.fixture(scope="module")
-def model():
-    return MorphableModel.load()
+from reenact.morphable import MATERIAL_NAMES
 
 
 @pytest.fixture(scope="module")

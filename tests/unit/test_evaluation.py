@@ -10,12 +10,7 @@ from PIL import Image
 
 from reenact.correspondence import view_params
 from reenact.evaluation import read_back, summary
-from reenact.morphable import EXPR_SLICE, MorphableModel
-
-
-@pytest.fixture(scope="module")
-def model():
-    return MorphableModel.load()
+from reenact.morphable import EXPR_SLICE
 
 
 def test_counts_follow_what_the_readback_reports(model):

@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 
 from reenact import face_geometry as fg
-from reenact.morphable import N_PARAMS, MorphableModel
-
-
-@pytest.fixture(scope="module")
-def model():
-    return MorphableModel.load()
+from reenact.morphable import N_PARAMS
 
 
 def similarity(scale, angle, tx, ty):

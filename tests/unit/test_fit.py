@@ -12,16 +12,10 @@ from reenact.morphable import (
     ID_SLICE,
     N_PARAMS,
     ROT_SLICE,
-    MorphableModel,
 )
 
 NARROW_FACE_END = 6706  # vertices 0..6705: the narrow face area (ICT README)
 SECONDARY = ("cheekRaiser", "cheekSquint", "mouthDimple", "mouthStretch")
-
-
-@pytest.fixture(scope="module")
-def model() -> MorphableModel:
-    return MorphableModel.load()
 
 
 @pytest.fixture(scope="module")

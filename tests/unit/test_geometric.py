@@ -39,16 +39,6 @@ def to_canvas(render: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def model() -> MorphableModel:
-    return MorphableModel.load()
-
-
-@pytest.fixture(scope="module")
-def renderer(model) -> ReenactorRenderer:
-    return ReenactorRenderer(model)
-
-
-@pytest.fixture(scope="module")
 def reenactor() -> GeometricReenactor:
     return GeometricReenactor().eval()
 

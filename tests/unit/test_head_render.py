@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from reenact.correspondence import view_params
@@ -15,12 +14,6 @@ from reenact.head_render import (
     corner_incidence,
     vertex_normals_torch,
 )
-from reenact.morphable import MorphableModel
-
-
-@pytest.fixture(scope="module")
-def model():
-    return MorphableModel.load()
 
 
 def test_features_colour_the_brows_and_lips_and_nothing_else(model):

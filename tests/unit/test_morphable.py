@@ -15,7 +15,6 @@ from reenact.morphable import (
     ROT_SLICE,
     SCALE_SLICE,
     TRANS_SLICE,
-    MorphableModel,
     project,
     rotation_angles,
     rotation_matrix,
@@ -31,11 +30,6 @@ def elementary(axis: int, angle: float) -> np.ndarray:
     r = np.eye(3)
     r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
     return r
-
-
-@pytest.fixture(scope="module")
-def model() -> MorphableModel:
-    return MorphableModel.load()
 
 
 def random_params(batch: int, seed: int = 0) -> np.ndarray:

@@ -15,22 +15,12 @@ from reenact.geometric import (
     RendererConfig,
     tooth_labels,
 )
-from reenact.morphable import EXPR_SLICE, N_PARAMS, SCALE_SLICE, TRANS_SLICE, MorphableModel
+from reenact.morphable import EXPR_SLICE, N_PARAMS, SCALE_SLICE, TRANS_SLICE
 from reenact.reenactor import DEFAULTS, GeometricReenactor
 
 H, W = 512, 384
 SCALE = 40.0  # canvas pixels per cm: a close-up of the mouth, a front tooth ~30 px wide
 MOUTH_Y_CM = -3.0  # model height of the mouth, placed at the canvas centre
-
-
-@pytest.fixture(scope="module")
-def model() -> MorphableModel:
-    return MorphableModel.load()
-
-
-@pytest.fixture(scope="module")
-def renderer(model) -> ReenactorRenderer:
-    return ReenactorRenderer(model)
 
 
 def open_mouth(model) -> np.ndarray:

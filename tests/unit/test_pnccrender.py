@@ -14,11 +14,6 @@ from reenact.pncc import FACE_VERTEX_COUNT, PnccRenderer, ncc
 from tests.unit import reference_rasterizer as ref
 
 
-@pytest.fixture(scope="module")
-def model() -> MorphableModel:
-    return MorphableModel.load()
-
-
 def posed(model: MorphableModel, height: int, width: int, yaw: float = 0.3, expression=None):
     """(N, 3) float32 pixel-space vertices of the ICT head, face area ~60% of the height."""
     expr = (

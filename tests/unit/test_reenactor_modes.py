@@ -39,11 +39,6 @@ from tests.neural_runs import tiny_dataset, tiny_run
 H, W = contract.CANVAS_HEIGHT, contract.CANVAS_WIDTH
 
 
-@pytest.fixture(scope="module")
-def model() -> MorphableModel:
-    return MorphableModel.load()
-
-
 def face_params(model: MorphableModel, yaw_deg: float = 0.0, smile: float = 0.0) -> np.ndarray:
     """(162,) the mean face filling about 2/3 of the canvas height."""
     params = np.zeros(N_PARAMS, np.float32)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pytest
 import torch
 
 from reenact.geometric import (
@@ -23,22 +22,11 @@ from reenact.morphable import (
     ROT_SLICE,
     SCALE_SLICE,
     TRANS_SLICE,
-    MorphableModel,
 )
 from reenact.reenactor import DEFAULTS, GeometricReenactor
 
 H, W = 512, 384
 SCALE = 16.0  # canvas pixels per cm: the face fills the canvas, the render samples it finely
-
-
-@pytest.fixture(scope="module")
-def model() -> MorphableModel:
-    return MorphableModel.load()
-
-
-@pytest.fixture(scope="module")
-def renderer(model) -> ReenactorRenderer:
-    return ReenactorRenderer(model)
 
 
 def params(model, **weights: float) -> np.ndarray:
